@@ -1,0 +1,27 @@
+#!/bin/sh
+# install-agents.sh: install and enable the agents the image spec lists, and point the time
+# daemon at the spec's time servers. Inputs (uploaded by `golden build`):
+#   $GOLDEN_PROVISION/agents.tsv        name <TAB> packages (space-separated) <TAB> service
+#   $GOLDEN_PROVISION/time-servers.txt  one host per line
+set -eu
+AGENTS_VERSION=1.0.0
+export DEBIAN_FRONTEND=noninteractive
+agents=$GOLDEN_PROVISION/agents.tsv
+[ -s "$agents" ] || { echo "install-agents $AGENTS_VERSION: no agents listed"; exit 0; }
+
+packages=$(cut -f2 "$agents" | tr '\n' ' ')
+echo "install-agents $AGENTS_VERSION: installing $packages"
+# shellcheck disable=SC2086
+apt-get -q -y --no-install-recommends install $packages
+
+servers=$GOLDEN_PROVISION/time-servers.txt
+if [ -s "$servers" ] && [ -d /etc/chrony ]; then
+    sed -i -E 's/^(pool|server) /#&/' /etc/chrony/chrony.conf
+    mkdir -p /etc/chrony/sources.d
+    sed 's/^/server /; s/$/ iburst/' "$servers" > /etc/chrony/sources.d/golden.sources
+fi
+
+cut -f3 "$agents" | while read -r service; do
+    [ -n "$service" ] || continue
+    systemctl enable "$service"
+done

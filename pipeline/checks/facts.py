@@ -1,0 +1,275 @@
+"""Facts about a host, gathered in one remote round trip and read by every check.
+
+Testinfra asks one remote command per attribute; with hundreds of controls that is the slow
+part. Here the checks first declare what they need (a `Request`), one shell script gathers all
+of it, and `Facts` parses the sections lazily.
+
+    req = Request(); req.add("sshd"); req.add("stat", "/etc/passwd")
+    facts = Facts.parse(run_as_root(req.script()))
+    facts.sshd["maxauthtries"]           # ['4']
+    facts.stat("/etc/passwd").mode       # 0o644
+"""
+
+import functools
+import json
+import re
+import shlex
+from dataclasses import dataclass
+
+MARK = "@@golden-fact@@"
+
+# Sections without parameters: name -> shell snippet (runs as root, stderr folded in where useful).
+SECTIONS = {
+    "uname": "uname -r",
+    "sshd": "sshd -T 2>&1",
+    "sysctl": "sysctl -a 2>/dev/null",
+    "sysctl_files": "systemd-analyze cat-config sysctl.d 2>/dev/null",
+    "lsmod": "cat /proc/modules",
+    "modprobe_config": "modprobe --showconfig 2>/dev/null | grep -E '^(blacklist|install) '",
+    "packages": "dpkg-query -W -f '${Package}\\t${db:Status-Status}\\t${Version}\\n' 2>/dev/null",
+    "unit_files": "systemctl list-unit-files --no-legend --no-pager --plain 2>/dev/null",
+    "units": "systemctl list-units --all --no-legend --no-pager --plain 2>/dev/null",
+    "mounts": "findmnt -J -l -o TARGET,SOURCE,FSTYPE,OPTIONS 2>/dev/null",
+    "fstab": "cat /etc/fstab 2>/dev/null",
+    "passwd": "getent passwd",
+    "group": "getent group",
+    "shadow": "cat /etc/shadow",
+    "login_defs": "cat /etc/login.defs 2>/dev/null",
+}
+
+# Sections with parameters: name -> function(params) -> shell snippet printing one record per param.
+def _stat_snippet(paths):
+    quoted = " ".join(shlex.quote(p) for p in sorted(paths))
+    return (f"for p in {quoted}; do if [ -e \"$p\" ]; then stat -L -c '%n|%a|%U|%G|%F' \"$p\"; "
+            "else echo \"$p|absent\"; fi; done")
+
+
+def _modules_snippet(names):
+    quoted = " ".join(shlex.quote(n) for n in sorted(names))
+    return (f"for m in {quoted}; do printf '%s|' \"$m\"; "
+            "printf '%s|' \"$(modinfo -n \"$m\" 2>/dev/null | head -n1)\"; "
+            "modprobe -n -v \"$m\" 2>&1 | tr '\\n' ' '; echo; done")
+
+
+PARAM_SECTIONS = {"stat": _stat_snippet, "modules": _modules_snippet}
+
+
+class Request:
+    """What a set of checks needs to know about a host."""
+
+    def __init__(self):
+        self.sections = set()
+        self.params = {name: set() for name in PARAM_SECTIONS}
+
+    def add(self, section, *params):
+        if section in PARAM_SECTIONS:
+            self.params[section].update(params)
+        elif section in SECTIONS:
+            self.sections.add(section)
+        else:
+            raise KeyError(f"unknown fact section {section!r}")
+
+    def merge(self, other):
+        self.sections |= other.sections
+        for name, values in other.params.items():
+            self.params[name] |= values
+
+    def names(self):
+        return sorted(self.sections | {n for n, v in self.params.items() if v})
+
+    def script(self):
+        parts = ["#!/bin/sh", "export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
+        for name in sorted(self.sections):
+            parts.append(f"echo '{MARK} {name}'; {SECTIONS[name]}")
+        for name, values in sorted(self.params.items()):
+            if values:
+                parts.append(f"echo '{MARK} {name}'; {PARAM_SECTIONS[name](values)}")
+        return "\n".join(parts) + "\n"
+
+
+@dataclass(frozen=True)
+class Stat:
+    path: str
+    exists: bool
+    mode: int = 0
+    owner: str = ""
+    group: str = ""
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    file: str             # modinfo -n: path of the .ko, "(builtin)", or "" if the kernel has no such module
+    modprobe: str         # what `modprobe -n -v` would do
+    loaded: bool
+    blacklisted: bool
+
+    @property
+    def available(self):
+        """Loadable on request: present, and modprobe would not run a substitute command."""
+        if not self.file:
+            return False
+        return not re.search(r"^install\s+/bin/(false|true)\b", self.modprobe.strip())
+
+
+class Facts:
+    def __init__(self, sections):
+        self.sections = sections
+
+    @classmethod
+    def parse(cls, text):
+        sections, current = {}, None
+        for line in text.splitlines():
+            if line.startswith(MARK + " "):
+                current = line[len(MARK) + 1:].strip()
+                sections[current] = []
+            elif current is not None:
+                sections[current].append(line)
+        return cls({k: "\n".join(v) for k, v in sections.items()})
+
+    def to_json(self):
+        return json.dumps(self.sections)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls(json.loads(text))
+
+    def raw(self, name):
+        if name not in self.sections:
+            raise LookupError(f"fact section {name!r} was not collected")
+        return self.sections[name]
+
+    @functools.cached_property
+    def sshd(self):
+        """Effective sshd settings (`sshd -T`): lowercase keyword -> list of values."""
+        out = {}
+        for line in self.raw("sshd").splitlines():
+            key, _, value = line.strip().partition(" ")
+            if key:
+                out.setdefault(key.lower(), []).append(value.strip())
+        return out
+
+    @functools.cached_property
+    def sysctl(self):
+        return _parse_sysctl(self.raw("sysctl").splitlines())
+
+    @functools.cached_property
+    def sysctl_persisted(self):
+        """Values applied at boot: key -> (value, file), later files overriding earlier ones."""
+        out, source = {}, None
+        for line in self.raw("sysctl_files").splitlines():
+            if line.startswith("# /"):
+                source = line[2:].strip()
+                continue
+            for key, value in _parse_sysctl([line]).items():
+                out[key.lstrip("-")] = (value, source)
+        return out
+
+    @functools.cached_property
+    def modules(self):
+        loaded = {line.split()[0] for line in self.raw("lsmod").splitlines() if line.strip()}
+        blacklisted = set()
+        for line in self.raw("modprobe_config").splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "blacklist":
+                blacklisted.add(words[1].replace("-", "_"))
+        out = {}
+        for line in self.raw("modules").splitlines():
+            name, file, probe = (line.split("|", 2) + ["", ""])[:3]
+            norm = name.replace("-", "_")
+            out[name] = Module(name, file.strip(), probe.strip(), norm in loaded, norm in blacklisted)
+        return out
+
+    @functools.cached_property
+    def _stats(self):
+        out = {}
+        for line in self.raw("stat").splitlines():
+            parts = line.split("|")
+            if len(parts) == 2 and parts[1] == "absent":
+                out[parts[0]] = Stat(parts[0], False)
+            elif len(parts) >= 5:
+                out[parts[0]] = Stat(parts[0], True, int(parts[1], 8), parts[2], parts[3], parts[4])
+        return out
+
+    def stat(self, path):
+        return self._stats[path]
+
+    @functools.cached_property
+    def packages(self):
+        """Installed packages: name -> version (packages dpkg knows but has removed are left out)."""
+        out = {}
+        for line in self.raw("packages").splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[1] == "installed":
+                out[parts[0].split(":")[0]] = parts[2]
+        return out
+
+    @functools.cached_property
+    def unit_files(self):
+        """unit name -> enablement state (enabled, disabled, masked, static, alias, ...)."""
+        out = {}
+        for line in self.raw("unit_files").splitlines():
+            words = line.split()
+            if len(words) >= 2:
+                out[words[0]] = words[1]
+        return out
+
+    @functools.cached_property
+    def units(self):
+        """loaded unit name -> (load state, active state, sub state)."""
+        out = {}
+        for line in self.raw("units").splitlines():
+            words = line.split()
+            if len(words) >= 4:
+                out[words[0]] = (words[1], words[2], words[3])
+        return out
+
+    @functools.cached_property
+    def mounts(self):
+        text = self.raw("mounts").strip()
+        if not text:
+            return {}
+        return {fs["target"]: fs for fs in json.loads(text).get("filesystems", [])}
+
+    @functools.cached_property
+    def login_defs(self):
+        out = {}
+        for line in self.raw("login_defs").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                key, _, value = line.partition(" ")
+                out[key] = value.strip()
+        return out
+
+    def _table(self, name, width):
+        rows = []
+        for line in self.raw(name).splitlines():
+            if line.strip():
+                parts = line.split(":")
+                rows.append(parts + [""] * (width - len(parts)))
+        return rows
+
+    @functools.cached_property
+    def passwd(self):
+        return self._table("passwd", 7)
+
+    @functools.cached_property
+    def group(self):
+        return self._table("group", 4)
+
+    @functools.cached_property
+    def shadow(self):
+        return self._table("shadow", 9)
+
+
+def _parse_sysctl(lines):
+    out = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip().replace("/", ".")] = " ".join(value.split())
+    return out

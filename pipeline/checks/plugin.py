@@ -1,0 +1,266 @@
+"""The pytest plugin behind `pytest cis_checks acceptance`: check files become test items, every
+control carries its CIS metadata into the JUnit, facts are gathered once per host, and
+`--image` boots a candidate for the session.
+
+Options: --image PATH, --role ROLE, --level 1|2, --controls GLOB[,GLOB], --baseline PATH.
+Python controls are marked with `control()`:
+
+    @control("7.2.2", violate="passwd -d nobody", needs=["shadow"])
+    def test_shadow_password_fields_not_empty(facts): ...
+"""
+
+import fnmatch
+import os
+import tempfile
+
+import pytest
+import testinfra
+
+from .. import boot, seed
+from ..errors import GoldenError
+from . import checkfile
+from .baseline import Baseline
+from .catalogue import Catalogue
+from .facts import Facts, Request
+from .kinds import KINDS
+
+STATE = pytest.StashKey()
+
+
+def control(cis_id, *, violate, needs=(), services=()):
+    """Mark a Python test as the check of one CIS recommendation."""
+    return pytest.mark.cis(cis_id, violate=violate, needs=tuple(needs), services=tuple(services))
+
+
+class ControlFailed(AssertionError):
+    def __init__(self, findings):
+        super().__init__("\n".join(findings))
+        self.findings = findings
+
+
+class State:
+    def __init__(self, config):
+        opt = config.option
+        self.catalogue = Catalogue.load()
+        self.baseline = Baseline.load(opt.golden_baseline or os.path.join(
+            os.path.dirname(self.catalogue.path), "baseline.yaml"), self.catalogue)
+        if opt.golden_role not in self.baseline.roles:
+            raise pytest.UsageError(f"--role {opt.golden_role!r} is not a role of {self.baseline.path} "
+                                    f"(known: {', '.join(self.baseline.roles)})")
+        self.role = opt.golden_role
+        self.level = opt.golden_level or self.baseline.level_for(self.role)
+        self.controls = [g.strip() for g in (opt.golden_controls or "").split(",") if g.strip()]
+        self.defined = {}                  # cis id -> where its check is defined
+        self.request = Request()
+        self.facts = {}                    # host id -> Facts
+        self.hosts = {}
+
+    def define(self, cis_id, where):
+        if cis_id in self.defined and self.defined[cis_id] != where:
+            raise GoldenError(f"duplicate check for CIS {cis_id}: also defined at {self.defined[cis_id]}",
+                              file=where)
+        self.defined[cis_id] = where
+
+    def selected(self, cis_id):
+        if not self.baseline.applies(cis_id, self.role, self.level):
+            return False
+        return not self.controls or any(fnmatch.fnmatchcase(cis_id, g) for g in self.controls)
+
+    def host(self, config, spec):
+        if spec not in self.hosts:
+            opt = config.option
+            self.hosts[spec] = testinfra.get_host(
+                spec, connection=opt.connection, ssh_config=opt.ssh_config, ssh_identity_file=opt.ssh_identity_file,
+                sudo=opt.sudo, sudo_user=opt.sudo_user, ansible_inventory=opt.ansible_inventory,
+                force_ansible=opt.force_ansible)
+        return self.hosts[spec]
+
+    def facts_for(self, host):
+        key = host.backend.get_pytest_id()
+        if key not in self.facts:
+            result = host.run(self.request.script())
+            if result.rc == 255 or not result.stdout.strip():
+                raise GoldenError(f"fact collection failed on {key} (exit {result.rc}): {result.stderr.strip()[:500]}")
+            self.facts[key] = Facts.parse(result.stdout)
+        return self.facts[key]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("golden", "golden image acceptance")
+    group.addoption("--image", dest="golden_image", metavar="PATH",
+                    help="boot this qcow2 (ephemeral overlay) for the session and test it")
+    group.addoption("--role", dest="golden_role", default="general-purpose",
+                    help="image role; picks the CIS level and the adopted controls (default: general-purpose)")
+    group.addoption("--level", dest="golden_level", type=int, choices=(1, 2),
+                    help="CIS level to check (2 includes 1); default: the role's level")
+    group.addoption("--controls", dest="golden_controls", metavar="GLOBS",
+                    help="only these CIS ids, comma-separated globs such as 5.1.*")
+    group.addoption("--baseline", dest="golden_baseline", metavar="PATH", help="company baseline YAML")
+    group.addoption("--boot-dir", dest="golden_boot_dir", metavar="DIR",
+                    help="where --image keeps its console log and keys (default: a temporary directory)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cis(id, violate, needs, services): the check of a CIS recommendation")
+    config.addinivalue_line("markers", "level1: a CIS Level 1 control")
+    config.addinivalue_line("markers", "level2: a CIS Level 2 (only) control")
+    for name in sorted({s for k in KINDS.values() for s in k.services} | {"sshd", "auditd", "pam", "network",
+                                                                         "cron", "logging", "time"}):
+        config.addinivalue_line("markers", f"{name}: controls touching {name}")
+    try:
+        config.stash[STATE] = State(config)
+    except GoldenError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        if workerinput.get("golden_hosts"):
+            config.option.hosts = workerinput["golden_hosts"]
+            config.option.sudo = True
+        return
+    if config.option.golden_image:
+        _boot_for_session(config)
+
+
+def _boot_for_session(config):
+    workdir = config.option.golden_boot_dir or tempfile.mkdtemp(prefix="golden-boot-")
+    cache = os.environ.get("GOLDEN_CACHE", os.path.expanduser("~/.cache/golden"))
+    ctx = boot.booted(config.option.golden_image, workdir, cache_dir=cache,
+                      log=lambda m: print(f"[boot] {m}", flush=True))
+    try:
+        cand = ctx.__enter__()
+    except GoldenError as exc:
+        raise pytest.UsageError(f"--image: {exc}") from None
+    config.option.hosts = cand.hostspec
+    config.option.sudo = True
+    config.add_cleanup(lambda: ctx.__exit__(None, None, None))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput["golden_hosts"] = node.config.option.hosts if node.config.option.golden_image else None
+
+
+def pytest_collect_file(file_path, parent):
+    state = parent.config.stash[STATE]
+    if checkfile.is_check_file(file_path) and file_path.parent.name == "cis_checks":
+        return CheckFile.from_parent(parent, path=file_path, state=state)
+    return None
+
+
+class CheckFile(pytest.File):
+    def __init__(self, *, state, **kw):
+        super().__init__(**kw)
+        self.state = state
+
+    def collect(self):
+        rows = checkfile.load(self.path, self.state.catalogue, self.state.baseline)
+        hosts = (self.config.option.hosts or "").split(",") if self.config.option.hosts else [None]
+        for row in rows:
+            self.state.define(row.id, f"{row.path}:{row.line}")
+            for spec in hosts:
+                name = row.id if len(hosts) == 1 else f"{row.id}[{spec}]"
+                yield CheckItem.from_parent(self, name=name, row=row, hostspec=spec)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, GoldenError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class CheckItem(pytest.Item):
+    def __init__(self, *, row, hostspec, **kw):
+        super().__init__(**kw)
+        self.row = row
+        self.hostspec = hostspec
+        self.cis_id = row.id
+        self.add_marker(pytest.mark.cis(row.id, violate=row.violate, needs=(), services=row.services))
+
+    def fact_request(self, baseline):
+        req = Request()
+        for kind_name, value in baseline.values(self.cis_id).items():
+            KINDS[kind_name].needs(value, req)
+        return req
+
+    def runtest(self):
+        state = self.config.stash[STATE]
+        facts = state.facts_for(state.host(self.config, self.hostspec))
+        findings = []
+        for kind_name, value in state.baseline.values(self.cis_id).items():
+            findings += KINDS[kind_name].evaluate(value, facts)
+        if findings:
+            raise ControlFailed(findings)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, ControlFailed):
+            rec = self.config.stash[STATE].catalogue[self.cis_id]
+            return f"CIS {rec.id} {rec.title}:\n" + "\n".join(f"  - {f}" for f in excinfo.value.findings)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.row.line - 1, f"CIS {self.cis_id}"
+
+
+def _cis_mark(item):
+    mark = item.get_closest_marker("cis")
+    return mark if mark and mark.args else None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    state = config.stash[STATE]
+    keep, drop = [], []
+    for item in items:
+        mark = _cis_mark(item)
+        if mark is None:
+            keep.append(item)
+            continue
+        cis_id = mark.args[0]
+        if cis_id not in state.catalogue:
+            raise pytest.UsageError(f"{item.nodeid}: unknown CIS id {cis_id!r} (not in the catalogue)")
+        if not isinstance(item, CheckItem):
+            state.define(cis_id, item.nodeid.split("[")[0])
+        if not state.selected(cis_id):
+            drop.append(item)
+            continue
+        rec = state.catalogue[cis_id]
+        services = set(mark.kwargs.get("services") or ())
+        for kind_name, value in state.baseline.values(cis_id).items():
+            services.update(KINDS[kind_name].services)
+        item.add_marker("level1" if rec.level == 1 else "level2")
+        for s in sorted(services):
+            item.add_marker(s)
+        item.user_properties += [("cis_id", cis_id), ("title", rec.title), ("level", str(rec.level)),
+                                 ("section", rec.section), ("services", ",".join(sorted(services)))]
+        if isinstance(item, CheckItem):
+            state.request.merge(item.fact_request(state.baseline))
+        else:
+            for section in mark.kwargs.get("needs") or ():
+                state.request.add(*section) if isinstance(section, tuple) else state.request.add(section)
+        keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture
+def facts(host, request):
+    """The facts gathered once per host for every control of the session."""
+    state = request.config.stash[STATE]
+    return state.facts_for(host)
+
+
+@pytest.fixture
+def baseline(request):
+    return request.config.stash[STATE].baseline
+
+
+@pytest.fixture
+def control_values(request):
+    """The baseline values of the control this test checks."""
+    mark = _cis_mark(request.node)
+    return request.config.stash[STATE].baseline.values(mark.args[0]) if mark else {}
+
+
+@pytest.fixture
+def test_user():
+    """The per-boot account the suite logs in with; checks of accounts exclude it by name."""
+    return seed.TEST_USER

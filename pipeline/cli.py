@@ -1,0 +1,201 @@
+"""The `golden` command. Run `golden --help`, or `golden COMMAND --help` for one command.
+
+Exit codes: 0 success; 1 the candidate failed (tests or gate); 2 bad input or a stage error;
+130 interrupted.
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from . import __version__
+from .checks.baseline import Baseline
+from .checks.catalogue import ROOT
+from .errors import GoldenError
+from .rundir import Run
+from .spec import ImageSpec
+from .store import Store
+from .util import Progress
+
+DEFAULT_SPEC = os.path.join("images", "golden-linux.yaml")
+
+
+def _spec(args):
+    return ImageSpec.load(args.spec, Baseline.load())
+
+
+def _run_for(args):
+    return Run.open(args.run, args.runs_dir)
+
+
+def cmd_base(args):
+    from .base import ensure_base
+    spec = _spec(args)
+    base = ensure_base(spec.base, args.cache, Progress("base"), rebuild=args.rebuild)
+    print(json.dumps({"path": base.path, "sha256": base.sha256, "origin": base.origin}, indent=2))
+
+
+def cmd_build(args):
+    from .base import ensure_base
+    from .build import build
+    spec = _spec(args)
+    log = Progress("build")
+    store = Store(args.store)
+    run = Run.create(args.runs_dir, spec, taken=store.versions())
+    log(f"run {run.version} in {run.dir}")
+    with run.stage("base", log):
+        base = ensure_base(spec.base, args.cache, log)
+        run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
+    with run.stage("build", log):
+        info = build(spec, run, base, Baseline.load(), cache_dir=args.cache, log=log)
+    print(json.dumps({"version": run.version, "run_dir": run.dir, "artifact": info["path"], "sha256": info["sha256"]},
+                     indent=2))
+
+
+def cmd_boot(args):
+    from .boot import booted
+    image = args.image
+    workdir = args.workdir
+    if not os.path.isfile(image):
+        run = Run.open(image, args.runs_dir)
+        image, workdir = run.artifact, workdir or run.path("boot-interactive")
+    workdir = workdir or os.path.abspath(f"golden-boot-{int(time.time())}")
+    log = Progress("boot")
+    with booted(image, workdir, cache_dir=args.cache, log=log) as cand:
+        print(f"candidate up: ssh -F {cand.ssh_config} golden-candidate\n"
+              f"test it:      pytest cis_checks acceptance --hosts='{cand.hostspec}' --sudo\n"
+              "Ctrl-C stops the VM (the overlay is discarded).", flush=True)
+        try:
+            while cand.vm.proc.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            log("stopping")
+    return 0
+
+
+def cmd_test(args):
+    from .suite import test_candidate
+    run = _run_for(args)
+    spec = ImageSpec.load(run.meta.get("spec", args.spec), Baseline.load())
+    log = Progress("test")
+    with run.stage("test", log) as outcome:
+        result = test_candidate(run, spec, cache_dir=args.cache, log=log, workers=args.workers,
+                                extra_args=args.pytest_args)
+        if result["exit_code"] != 0:
+            outcome["status"] = "failed"
+    print(json.dumps(result | {"command": " ".join(result["command"])}, indent=2))
+    return 0 if result["exit_code"] == 0 else 1
+
+
+def cmd_gate(args):
+    from .gate import decide
+    run = _run_for(args)
+    record = decide(run)
+    print(json.dumps({k: record[k] for k in ("version", "decision", "reasons", "counts")}, indent=2))
+    return 0 if record["decision"] == "pass" else 1
+
+
+def cmd_publish(args):
+    run = _run_for(args)
+    entry = Store(args.store).publish(run, Progress("publish"),
+                                      extra_files=[run.path("artifact.json"), run.path("timings.json")])
+    print(json.dumps(entry, indent=2))
+
+
+def cmd_list(args):
+    store = Store(args.store)
+    entries = [store.entry(v) for v in store.versions()]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        print(f"no images published in {store.root}")
+    for e in entries:
+        print(f"{e['version']:<40} {e['sha256'][:16]}  {e['size'] / 2**20:8.0f} MiB  {e['published_at']}")
+    return 0
+
+
+def cmd_report(args):
+    from . import report
+    print(report.render(_run_for(args)))
+
+
+def cmd_run(args):
+    from .stages import run_pipeline
+    spec = _spec(args)
+    log = Progress("run")
+    run, record, entry = run_pipeline(spec, runs_root=args.runs_dir, store=Store(args.store), cache_dir=args.cache,
+                                      log=log, workers=args.workers)
+    summary = {"version": run.version, "run_dir": run.dir, "decision": record["decision"],
+               "reasons": record["reasons"], "counts": record["counts"], "published": entry is not None,
+               "timings": run.timings()}
+    print(json.dumps(summary, indent=2))
+    return 0 if entry else 1
+
+
+def build_parser():
+    env = os.environ.get
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--runs-dir", default=env("GOLDEN_RUNS", os.path.join(ROOT, "runs")),
+                        help="where run directories go (env GOLDEN_RUNS; default: runs/ in the repository)")
+    common.add_argument("--store", default=env("GOLDEN_STORE", os.path.join(ROOT, "store")),
+                        help="the local image store (env GOLDEN_STORE; default: store/ in the repository)")
+    common.add_argument("--cache", default=env("GOLDEN_CACHE", os.path.expanduser("~/.cache/golden")),
+                        help="cache for base images and probes (env GOLDEN_CACHE; default: ~/.cache/golden)")
+    spec_opt = argparse.ArgumentParser(add_help=False)
+    spec_opt.add_argument("--spec", default=DEFAULT_SPEC, help=f"image spec (default: {DEFAULT_SPEC})")
+    run_opt = argparse.ArgumentParser(add_help=False)
+    run_opt.add_argument("--run", required=True, help="run directory, or version such as golden-linux-2026.11.26+1")
+    workers = argparse.ArgumentParser(add_help=False)
+    workers.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default: 2)")
+
+    p = argparse.ArgumentParser(prog="golden", description="Golden-image pipeline: build, boot, test, gate, publish.")
+    p.add_argument("--version", action="version", version=f"golden {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, func, help, parents):
+        sp = sub.add_parser(name, help=help, description=help, parents=parents)
+        sp.set_defaults(func=func)
+        return sp
+
+    add("run", cmd_run, "all stages: base, build, boot, test, gate, report, publish if passed",
+        [common, spec_opt, workers])
+    sp = add("base", cmd_base, "build (or reuse from cache) the base image of a spec", [common, spec_opt])
+    sp.add_argument("--rebuild", action="store_true", help="ignore the cache and build again")
+    add("build", cmd_build, "new run: build the candidate with Packer", [common, spec_opt])
+    sp = add("boot", cmd_boot, "boot an image or a run's candidate (ephemeral overlay) until Ctrl-C", [common])
+    sp.add_argument("image", help="a qcow2 file, or a run (directory or version)")
+    sp.add_argument("--workdir", help="where keys and console log go")
+    sp = add("test", cmd_test, "boot a run's candidate and run the suite (JUnit into the run)",
+             [common, spec_opt, run_opt, workers])
+    sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+    add("gate", cmd_gate, "decide pass/fail from a run's evidence; writes gate.json", [common, run_opt])
+    add("publish", cmd_publish, "publish a run's candidate if its gate passed", [common, run_opt])
+    sp = add("list", cmd_list, "list published images", [common])
+    sp.add_argument("--json", action="store_true")
+    add("report", cmd_report, "render a run's report.html", [common, run_opt])
+    return p
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)      # unwinds context managers: VMs stop, staging is removed
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return args.func(args) or 0
+    except GoldenError as exc:
+        print(f"golden: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("golden: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""`golden gate`: decide from the JUnit whether a candidate may be published. Fail closed.
+
+    record = decide(run)          # writes runs/<version>/gate.json, bound to the artifact's sha256
+    record["decision"]            # "pass" or "fail", with "reasons"
+
+Any of these fails the gate: no JUnit, a malformed JUnit, zero tests run, a collection or other
+error, a failed test, pytest not finishing normally, a boot that never reached SSH, or an artifact
+whose sha256 differs from the one that was booted and tested.
+"""
+
+import datetime as dt
+import glob
+import os
+import xml.etree.ElementTree as ET
+
+from .errors import GoldenError
+from .util import read_json, sha256_file, write_json_atomic
+
+
+class JUnitError(Exception):
+    pass
+
+
+def parse_junit(path):
+    """Test cases of a JUnit XML file: list of dicts (name, classname, status, message, properties)."""
+    try:
+        root = ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise JUnitError(f"{path}: no JUnit file") from None
+    except ET.ParseError as exc:
+        raise JUnitError(f"{path}: malformed JUnit XML ({exc})") from None
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite") if root.tag == "testsuites" else None
+    if suites is None:
+        raise JUnitError(f"{path}: root element is <{root.tag}>, not <testsuites> or <testsuite>")
+    cases = []
+    for suite in suites:
+        for case in suite.iter("testcase"):
+            props = {p.get("name"): p.get("value") for p in case.iter("property")}
+            status, message = "passed", ""
+            for tag in ("error", "failure", "skipped"):
+                el = case.find(tag)
+                if el is not None:
+                    status = {"error": "error", "failure": "failed", "skipped": "skipped"}[tag]
+                    message = (el.get("message") or "") + ("\n" + el.text if el.text else "")
+                    break
+            cases.append({"name": case.get("name", ""), "classname": case.get("classname", ""),
+                          "status": status, "message": message.strip()[:2000], "properties": props,
+                          "time": float(case.get("time") or 0)})
+        for attr in ("errors", "failures"):
+            declared = int(suite.get(attr) or 0)
+            counted = sum(1 for c in cases if c["status"] == ("error" if attr == "errors" else "failed"))
+            if declared > counted:   # a suite-level error with no test case to carry it
+                cases.append({"name": f"<{suite.get('name', 'suite')} {attr}>", "classname": "", "status":
+                              "error", "message": f"suite declares {declared} {attr}", "properties": {}, "time": 0})
+    return cases
+
+
+def decide(run, *, now=None):
+    """Read the run's evidence, decide, write gate.json; returns the record."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    reasons, cases, junit_files = [], [], []
+    artifact = read_json(run.path("artifact.json"), "artifact record") if os.path.exists(
+        run.path("artifact.json")) else None
+    digest = None
+    if artifact is None:
+        reasons.append("no artifact record (artifact.json): the build did not finish")
+    elif not os.path.isfile(run.artifact):
+        reasons.append(f"the artifact {run.artifact} is missing")
+    else:
+        digest = sha256_file(run.artifact)
+        if digest != artifact["sha256"]:
+            reasons.append(f"artifact sha256 {digest} differs from the built one {artifact['sha256']}")
+
+    boot_path = run.path("boot", "boot.json")
+    boot = read_json(boot_path, "boot record") if os.path.exists(boot_path) else None
+    if boot is None:
+        reasons.append("the candidate was never booted (no boot/boot.json)")
+    else:
+        if "seconds_to_ssh" not in boot:
+            reasons.append("the candidate never answered SSH")
+        if boot.get("sha256_after") is None:
+            reasons.append("the artifact digest was not verified after testing")
+        elif digest and not (boot.get("sha256_before") == boot.get("sha256_after") == digest):
+            reasons.append("the tested image is not the artifact: sha256 before/after the boot "
+                           f"{boot.get('sha256_before')}/{boot.get('sha256_after')}, artifact {digest}")
+
+    test = read_json(run.path("test.json"), "test record") if os.path.exists(run.path("test.json")) else None
+    if test is None:
+        reasons.append("the suite did not run (no test.json)")
+    elif test.get("exit_code") not in (0, 1):
+        reasons.append(f"pytest did not finish normally (exit code {test.get('exit_code')}: "
+                       f"{test.get('exit_meaning', 'see pytest.log')})")
+
+    paths = sorted(glob.glob(run.path("junit*.xml")))
+    if not paths:
+        reasons.append("no JUnit file (junit*.xml) in the run directory")
+    for path in paths:
+        try:
+            cases += parse_junit(path)
+            junit_files.append({"path": os.path.basename(path), "sha256": sha256_file(path)})
+        except JUnitError as exc:
+            reasons.append(str(exc))
+
+    counts = {s: sum(1 for c in cases if c["status"] == s) for s in ("passed", "failed", "error", "skipped")}
+    counts["total"] = len(cases)
+    if paths and counts["passed"] + counts["failed"] + counts["error"] == 0:
+        reasons.append("zero tests ran")
+    failures = [{"name": f"{c['classname']}::{c['name']}".strip(":"), "status": c["status"],
+                 "cis_id": c["properties"].get("cis_id"), "title": c["properties"].get("title"),
+                 "message": c["message"]} for c in cases if c["status"] in ("failed", "error")]
+    if counts["error"]:
+        reasons.append(f"{counts['error']} test(s) errored (collection or setup errors count)")
+    if counts["failed"]:
+        ids = sorted({f["cis_id"] for f in failures if f["cis_id"]})
+        reasons.append(f"{counts['failed']} test(s) failed" + (f" (CIS {', '.join(ids)})" if ids else ""))
+
+    record = {
+        "version": run.version,
+        "artifact": {"file": os.path.basename(run.artifact), "sha256": digest},
+        "decision": "fail" if reasons else "pass",
+        "reasons": reasons,
+        "counts": counts,
+        "failures": failures,
+        "junit": junit_files,
+        "decided_at": now.isoformat(timespec="seconds"),
+    }
+    write_json_atomic(run.path("gate.json"), record)
+    return record
+
+
+def require_pass(gate_path, artifact_path):
+    """The gate record for an artifact, if and only if it passed and its digest matches the artifact."""
+    record = read_json(gate_path, "gate record")
+    if record.get("decision") != "pass":
+        raise GoldenError("the gate did not pass: " + "; ".join(record.get("reasons") or ["no decision"]),
+                          file=gate_path)
+    digest = sha256_file(artifact_path)
+    if record.get("artifact", {}).get("sha256") != digest:
+        raise GoldenError(f"the gate record is for sha256 {record.get('artifact', {}).get('sha256')}, "
+                          f"the artifact is {digest}", file=gate_path, field="artifact.sha256")
+    return record, digest

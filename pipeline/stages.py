@@ -1,0 +1,53 @@
+"""`golden run`: every stage for one candidate, in order, each timed in timings.json.
+
+base -> build (Packer) -> boot -> test (pytest) -> gate -> report -> publish (only on a pass).
+A stage that fails stops the ones after it, but the gate still decides (it fails closed on
+the missing evidence) and the report is still written, so the run directory explains the failure.
+"""
+
+import contextlib
+
+from . import report
+from .base import ensure_base
+from .boot import booted
+from .build import build
+from .checks.baseline import Baseline
+from .errors import GoldenError
+from .gate import decide
+from .rundir import Run
+from .suite import run_suite
+
+
+def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=True):
+    """Returns (run, gate record, store entry or None)."""
+    baseline = Baseline.load()
+    run = Run.create(runs_root, spec, taken=store.versions())
+    log(f"run {run.version} in {run.dir}")
+    try:
+        with run.stage("base", log):
+            base = ensure_base(spec.base, cache_dir, log)
+            run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
+        with run.stage("build", log):
+            build(spec, run, base, baseline, cache_dir=cache_dir, log=log)
+        with contextlib.ExitStack() as stack:
+            with run.stage("boot", log):
+                cand = stack.enter_context(booted(run.artifact, run.path("boot"), cache_dir=cache_dir, log=log))
+            with run.stage("test", log) as outcome:
+                result = run_suite(run, cand.hostspec, spec, log, workers)
+                if result["exit_code"] != 0:
+                    outcome["status"] = "failed"
+            stack.close()     # stop the VM and verify the artifact digest before the gate reads it
+    except GoldenError as exc:
+        log(f"error: {exc}")
+    with run.stage("gate", log) as outcome:
+        record = decide(run)
+        if record["decision"] != "pass":
+            outcome["status"] = "failed"
+            for reason in record["reasons"]:
+                log(f"gate: {reason}")
+    entry = None
+    if record["decision"] == "pass" and publish:
+        with run.stage("publish", log):
+            entry = store.publish(run, log, extra_files=[run.path("artifact.json"), run.path("timings.json")])
+    log(f"report: {report.render(run)}")
+    return run, record, entry
