@@ -22,6 +22,10 @@ variable "accelerator" {
   type    = string
   default = "tcg"
 }
+variable "cpu_model" {
+  type    = string
+  default = "max"
+}
 variable "ssh_private_key_file" {
   type    = string
   default = ""
@@ -74,6 +78,7 @@ source "qemu" "local" {
   cd_label         = "cidata"
   # Loopback-only SSH forward, and the serial console into the run directory.
   qemuargs = [
+    ["-cpu", var.cpu_model],
     ["-netdev", "user,id=user.0,hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-serial", "file:${var.run_dir}/build-console.log"],
   ]

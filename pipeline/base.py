@@ -23,7 +23,7 @@ from . import mirror
 from .errors import GoldenError
 from .util import require_tool, sha256_file, write_json_atomic
 
-RECIPE_VERSION = 3   # bump when the recipe below changes what it produces
+RECIPE_VERSION = 4   # bump when the recipe below changes what it produces
 DISK_SIZE = "4G"
 PACKAGES = [
     "linux-image-cloud-amd64", "grub-pc", "systemd-sysv", "udev", "dbus", "kmod", "iproute2", "ifupdown",
@@ -46,6 +46,10 @@ CLOUD_CFG = """\
 # Written by the golden base recipe: local images are seeded by a NoCloud drive labelled cidata.
 datasource_list: [ NoCloud, None ]
 manage_etc_hosts: localhost
+locale: C.UTF-8
+# Host keys are made at first boot; Ed25519 and ECDSA only (RSA keygen costs tens of seconds
+# under emulation, and DSA is obsolete).
+ssh_genkeytypes: [ed25519, ecdsa]
 """
 
 
@@ -63,14 +67,44 @@ def cache_key(suite, packages, sources):
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20], inputs
 
 
+_verified = {}     # (path, size, mtime) -> sha256, so preflight and the base stage hash once
+
+
+def _given_digest(path, log):
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        log(f"verifying sha256 of {path}")
+        _verified[key] = sha256_file(path)
+    return _verified[key]
+
+
+def preflight(base_spec, cache_dir):
+    """Fail before any work if the base cannot be had: a missing or wrong given image, or missing tools."""
+    if base_spec.image:
+        ensure_base(base_spec, cache_dir, lambda m: None)
+        return
+    sources = mirror.parse_lines(base_spec.mirrors) if base_spec.mirrors else mirror.host_sources(base_spec.suite)
+    key, _ = cache_key(base_spec.suite, PACKAGES + list(base_spec.packages), sources)
+    if not os.path.isfile(os.path.join(cache_dir, "base", key, "base.qcow2")):
+        _require_build_tools()
+
+
+def _require_build_tools():
+    if os.geteuid() != 0:
+        raise GoldenError("building a base image needs root (mmdebstrap, loop devices, mounts)", field="base")
+    for tool, pkg in (("mmdebstrap", "mmdebstrap"), ("sfdisk", "fdisk"), ("mkfs.ext4", "e2fsprogs"),
+                      ("qemu-img", "qemu-utils"), ("losetup", "mount"), ("partx", "util-linux")):
+        require_tool(tool, pkg)
+
+
 def ensure_base(base_spec, cache_dir, log, rebuild=False):
     """Return the base image for a spec's `base` section, building and caching it if needed."""
     if base_spec.image:
         if not os.path.isfile(base_spec.image):
-            raise GoldenError("base image not found", file=base_spec.source, line=base_spec.line,
-                              field="base.image")
-        log(f"verifying sha256 of {base_spec.image}")
-        actual = sha256_file(base_spec.image)
+            raise GoldenError(f"base image not found: {base_spec.image}", file=base_spec.source,
+                              line=base_spec.line, field="base.image")
+        actual = _given_digest(base_spec.image, log)
         if actual != base_spec.sha256:
             raise GoldenError(f"sha256 of {base_spec.image} is {actual}, the spec says {base_spec.sha256}",
                               file=base_spec.source, line=base_spec.line, field="base.sha256")
@@ -86,11 +120,7 @@ def ensure_base(base_spec, cache_dir, log, rebuild=False):
             info = json.load(fh)
         log(f"base image cached: {image}")
         return BaseImage(image, info["sha256"], "built", info)
-    if os.geteuid() != 0:
-        raise GoldenError("building a base image needs root (mmdebstrap, loop devices, mounts)", field="base")
-    for tool, pkg in (("mmdebstrap", "mmdebstrap"), ("sfdisk", "fdisk"), ("mkfs.ext4", "e2fsprogs"),
-                      ("qemu-img", "qemu-utils"), ("losetup", "mount"), ("partx", "util-linux")):
-        require_tool(tool, pkg)
+    _require_build_tools()
     os.makedirs(os.path.join(cache_dir, "base"), exist_ok=True)
     work = tempfile.mkdtemp(prefix=f".build-{key}-", dir=os.path.join(cache_dir, "base"))
     try:

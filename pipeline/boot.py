@@ -11,6 +11,7 @@ because tests must never change what will be published.
 import contextlib
 import os
 import time
+import urllib.parse
 import uuid
 
 from . import keys, qemu, seed
@@ -27,7 +28,7 @@ class Candidate:
         self.ssh_config = ssh_config
         self.digest = digest
         self.user = seed.TEST_USER
-        self.hostspec = f"paramiko://{HOST_ALIAS}?ssh_config={ssh_config}"
+        self.hostspec = f"paramiko://{HOST_ALIAS}?ssh_config={urllib.parse.quote(ssh_config)}"
         self.timings = {}
 
     def reboot(self, log=print):

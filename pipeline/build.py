@@ -5,6 +5,7 @@ versioned scripts in packer/scripts/ with the hardening plan resolved from the b
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from .errors import GoldenError
 from .util import require_tool, sha256_file, write_json_atomic
 
 PACKER_DIR = os.path.join(ROOT, "packer")
+_OWN_LINE = re.compile(r"qemu\.local: (bootstrap|install-agents|hardening-cis|customize|cleanup)\b")
 
 
 def packer_version():
@@ -55,7 +57,7 @@ def build(spec, run, base, baseline, *, cache_dir, log, skipped=None):
     accel = qemu.accelerator(cache_dir, base.path, log)
     variables = {
         "run_dir": run.dir, "provision_dir": provision, "hardening_script": script, "image_name": run.version,
-        "base_image": base.path, "base_sha256": base.sha256, "accelerator": accel,
+        "base_image": base.path, "base_sha256": base.sha256, "accelerator": accel, "cpu_model": qemu.cpu_model(accel),
         "ssh_private_key_file": key_path, "seed_files": seed_files,
     }
     var_file = os.path.join(work, "golden.pkrvars.json")
@@ -93,7 +95,7 @@ def _run_packer(cmd, env, transcript, log):
             for line in proc.stdout:
                 out.write(line)
                 line = line.rstrip()
-                if line.startswith("==>") or "error" in line.lower():
+                if line.startswith("==>") or _OWN_LINE.search(line) or "error" in line.lower():
                     log(line.removeprefix("==> "))
             proc.wait()
         finally:

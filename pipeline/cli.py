@@ -41,8 +41,10 @@ def cmd_base(args):
 def cmd_build(args):
     from .base import ensure_base
     from .build import build
+    from .stages import preflight
     spec = _spec(args)
     log = Progress("build")
+    preflight(spec, args.cache)
     store = Store(args.store)
     run = Run.create(args.runs_dir, spec, taken=store.versions())
     log(f"run {run.version} in {run.dir}")

@@ -8,7 +8,7 @@ the missing evidence) and the report is still written, so the run directory expl
 import contextlib
 
 from . import report
-from .base import ensure_base
+from .base import ensure_base, preflight as base_preflight
 from .boot import booted
 from .build import build
 from .checks.baseline import Baseline
@@ -16,11 +16,23 @@ from .errors import GoldenError
 from .gate import decide
 from .rundir import Run
 from .suite import run_suite
+from .util import require_tool
+
+TOOLS = (("packer", "packer"), ("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
+         ("xorriso", "xorriso"))
+
+
+def preflight(spec, cache_dir):
+    """Everything that can be known wrong before a run directory exists: tools, the base image."""
+    for tool, package in TOOLS:
+        require_tool(tool, package)
+    base_preflight(spec.base, cache_dir)
 
 
 def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=True):
     """Returns (run, gate record, store entry or None)."""
     baseline = Baseline.load()
+    preflight(spec, cache_dir)
     run = Run.create(runs_root, spec, taken=store.versions())
     log(f"run {run.version} in {run.dir}")
     try:

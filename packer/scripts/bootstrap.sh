@@ -2,10 +2,17 @@
 # bootstrap.sh: bring the freshly booted base up to date before anything is installed on it.
 # Runs as root on the build VM; GOLDEN_PROVISION holds the files `golden build` uploaded.
 set -eu
-BOOTSTRAP_VERSION=1.0.0
+BOOTSTRAP_VERSION=1.1.0
 export DEBIAN_FRONTEND=noninteractive
 echo "bootstrap $BOOTSTRAP_VERSION: waiting for cloud-init to finish first boot"
 cloud-init status --wait >/dev/null 2>&1 || true
+
+# While the image is built, packages do not start their services (they are enabled for the
+# image's own boots) and dpkg does not fsync every file. cleanup.sh removes both settings.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod 0755 /usr/sbin/policy-rc.d
+echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/golden-build
+
 echo "bootstrap: apt-get update and dist-upgrade"
-apt-get -q update
+apt-get -q -o Acquire::Languages=none update
 apt-get -q -y -o Dpkg::Options::=--force-confold dist-upgrade

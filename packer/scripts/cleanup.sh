@@ -7,6 +7,7 @@ CLEANUP_VERSION=1.0.0
 BUILD_USER=golden-build
 echo "cleanup $CLEANUP_VERSION"
 
+rm -f /usr/sbin/policy-rc.d /etc/dpkg/dpkg.cfg.d/golden-build
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 rm -f /etc/apt/apt.conf.d/*proxy* /etc/apt/auth.conf /etc/apt/auth.conf.d/*

@@ -23,5 +23,5 @@ fi
 
 cut -f3 "$agents" | while read -r service; do
     [ -n "$service" ] || continue
-    systemctl enable "$service"
+    systemctl is-enabled --quiet "$service" 2>/dev/null || systemctl enable "$service"
 done

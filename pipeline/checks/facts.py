@@ -238,8 +238,8 @@ class Facts:
         for line in self.raw("login_defs").splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
-                key, _, value = line.partition(" ")
-                out[key] = value.strip()
+                key, *value = line.split(None, 1)
+                out[key] = value[0].strip() if value else ""
         return out
 
     def _table(self, name, width):

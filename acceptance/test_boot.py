@@ -1,0 +1,16 @@
+"""The candidate booted cleanly and carries the record of its hardening."""
+
+import json
+
+
+def test_reached_multi_user_with_no_failed_units(host):
+    state = host.run("systemctl is-system-running").stdout.strip()
+    failed = host.run("systemctl list-units --state=failed --no-legend --plain").stdout.strip()
+    assert state == "running" and not failed, f"system is {state}; failed units:\n{failed}"
+
+
+def test_hardening_record_present(host):
+    record = host.file("/etc/golden/hardening.json")
+    assert record.exists, "no /etc/golden/hardening.json: the image was not hardened by hardening-cis.sh"
+    data = json.loads(record.content_string)
+    assert data["hardening_version"] and data["applied"], data

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from pipeline.errors import GoldenError
+from pipeline.gate import decide, require_pass
+
+from .runfixtures import COLLECTION_ERROR_JUNIT, EMPTY_JUNIT, FAILING_JUNIT, PASSING_JUNIT, make_run
+
+
+def test_passing_run_passes_and_binds_the_digest(tmp_path):
+    run = make_run(tmp_path)
+    record = decide(run)
+    assert record["decision"] == "pass", record["reasons"]
+    assert record["counts"] == {"passed": 2, "failed": 0, "error": 0, "skipped": 0, "total": 2}
+    on_disk = json.loads(open(run.path("gate.json")).read())
+    assert on_disk["artifact"]["sha256"] == json.loads(open(run.path("artifact.json")).read())["sha256"]
+    assert require_pass(run.path("gate.json"), run.artifact)[0]["decision"] == "pass"
+
+
+def test_failed_check_fails_with_its_cis_id(tmp_path):
+    record = decide(make_run(tmp_path, junit=FAILING_JUNIT, test_exit=1))
+    assert record["decision"] == "fail"
+    assert record["failures"][0]["cis_id"] == "5.1.20"
+    assert any("CIS 5.1.20" in r for r in record["reasons"])
+
+
+@pytest.mark.parametrize("junit,reason", [
+    (None, "no JUnit file"),
+    ("<testsuites><testsuite", "malformed JUnit XML"),
+    ("", "malformed JUnit XML"),
+    ("<html/>", "root element is <html>"),
+    (EMPTY_JUNIT, "zero tests ran"),
+    (COLLECTION_ERROR_JUNIT, "errored"),
+])
+def test_fails_closed_on_bad_junit(tmp_path, junit, reason):
+    record = decide(make_run(tmp_path, junit=junit))
+    assert record["decision"] == "fail"
+    assert any(reason in r for r in record["reasons"]), record["reasons"]
+
+
+def test_suite_level_error_without_testcase_counts(tmp_path):
+    junit = EMPTY_JUNIT.replace('errors="0"', 'errors="1"').replace('tests="0">', 'tests="0"><testcase name="x"/>')
+    record = decide(make_run(tmp_path, junit=junit))
+    assert record["decision"] == "fail" and record["counts"]["error"] == 1
+
+
+def test_fails_when_the_boot_never_happened(tmp_path):
+    record = decide(make_run(tmp_path, boot=False))
+    assert record["decision"] == "fail"
+    assert any("never booted" in r for r in record["reasons"])
+
+
+def test_fails_when_pytest_was_interrupted(tmp_path):
+    record = decide(make_run(tmp_path, test_exit=2))
+    assert any("did not finish normally" in r for r in record["reasons"])
+
+
+def test_fails_when_the_artifact_changed_after_testing(tmp_path):
+    run = make_run(tmp_path)
+    with open(run.artifact, "ab") as fh:
+        fh.write(b"one more byte")
+    record = decide(run)
+    assert record["decision"] == "fail"
+    assert any("differs from the built one" in r for r in record["reasons"])
+
+
+def test_require_pass_refuses_a_swapped_artifact(tmp_path):
+    run = make_run(tmp_path)
+    decide(run)
+    with open(run.artifact, "wb") as fh:
+        fh.write(b"another image")
+    with pytest.raises(GoldenError, match="the artifact is"):
+        require_pass(run.path("gate.json"), run.artifact)
