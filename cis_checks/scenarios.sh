@@ -47,7 +47,7 @@ module_available() {
         donor=$(find "$kdir/kernel" -name '*.ko*' | head -n 1)
         mkdir -p "$kdir/kernel/golden-violation"
         cp "$donor" "$kdir/kernel/golden-violation/$name.ko${donor##*.ko}"
-        depmod -a
+        touch /run/golden-scenario-depmod
     fi
 }
 
@@ -57,5 +57,13 @@ login_defs_set() {
         sed -i -E "s/^[[:space:]]*$1[[:space:]].*/$1 $2/" /etc/login.defs
     else
         printf '%s %s\n' "$1" "$2" >> /etc/login.defs
+    fi
+}
+
+# Called once after every scenario ran: work several scenarios need is done here, once.
+scenarios_finish() {
+    if [ -f /run/golden-scenario-depmod ]; then
+        depmod -a
+        rm -f /run/golden-scenario-depmod
     fi
 }

@@ -10,7 +10,9 @@ Python controls are marked with `control()`:
 """
 
 import fnmatch
+import json
 import os
+import shlex
 import tempfile
 
 import pytest
@@ -18,9 +20,9 @@ import testinfra
 
 from .. import boot, seed
 from ..errors import GoldenError
-from . import checkfile
+from . import checkfile, scenarios
 from .baseline import Baseline
-from .catalogue import Catalogue
+from .catalogue import Catalogue, id_key
 from .facts import Facts, Request
 from .kinds import KINDS
 
@@ -98,6 +100,9 @@ def pytest_addoption(parser):
     group.addoption("--baseline", dest="golden_baseline", metavar="PATH", help="company baseline YAML")
     group.addoption("--boot-dir", dest="golden_boot_dir", metavar="DIR",
                     help="where --image keeps its console log and keys (default: a temporary directory)")
+    group.addoption("--violate", dest="golden_violate", metavar="GLOBS",
+                    help="with --image only: first apply the violation scenarios of these controls "
+                         "(comma-separated globs) to the booted overlay, to see their checks fail")
 
 
 def pytest_configure(config):
@@ -117,8 +122,12 @@ def pytest_configure(config):
             config.option.hosts = workerinput["golden_hosts"]
             config.option.sudo = True
         return
+    if config.option.golden_violate and not config.option.golden_image:
+        raise pytest.UsageError("--violate breaks the system under test; it needs --image (a throwaway overlay)")
     if config.option.golden_image:
-        _boot_for_session(config)
+        cand = _boot_for_session(config)
+        if config.option.golden_violate:
+            _violate(config, cand)
 
 
 def _boot_for_session(config):
@@ -133,6 +142,23 @@ def _boot_for_session(config):
     config.option.hosts = cand.hostspec
     config.option.sudo = True
     config.add_cleanup(lambda: ctx.__exit__(None, None, None))
+    return cand
+
+
+def _violate(config, cand):
+    """Apply the selected controls' violation scenarios to the booted overlay, and record which."""
+    state = config.stash[STATE]
+    globs = [g.strip() for g in config.option.golden_violate.split(",") if g.strip()]
+    chosen = [s for cis_id, s in sorted(scenarios.collect().items(), key=lambda kv: id_key(kv[0]))
+              if state.selected(cis_id) and any(fnmatch.fnmatchcase(cis_id, g) for g in globs)]
+    print(f"[violate] applying {len(chosen)} violation scenarios", flush=True)
+    failed = scenarios.apply(lambda script: cand.vm.run(f"sudo sh -c {shlex.quote(script)}", check=False), chosen)
+    record = {"applied": [s.id for s in chosen if s.id not in failed], "failed_to_apply": failed}
+    with open(os.path.join(os.path.dirname(cand.ssh_config), "violations.json"), "w", encoding="utf-8") as fh:
+        json.dump(record, fh, indent=2)
+    if failed:
+        raise pytest.UsageError("violation scenarios did not apply: " + "; ".join(
+            f"{i}: {out.strip()[-300:]}" for i, out in failed.items()))
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -1,0 +1,75 @@
+"""Violation scenarios: each control's `violate` script, run as root on a throwaway candidate to
+prove that the control's check fails (ComplianceAsCode's *.fail.sh, kept beside the check).
+
+    found = collect()                                # {cis id: Scenario}
+    failed = apply(runner, [found[i] for i in ids])  # runner(script) -> (exit code, stdout, stderr)
+
+Helpers the scripts can call live in cis_checks/scenarios.sh.
+"""
+
+import glob
+import importlib.util
+import os
+import shlex
+from dataclasses import dataclass
+
+from . import checkfile
+from .baseline import Baseline
+from .catalogue import CHECKS_DIR, Catalogue
+
+PRELUDE = os.path.join(CHECKS_DIR, "scenarios.sh")
+APPLY_MARK = "@@golden-scenario@@"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    script: str
+    where: str
+
+
+def _python_controls(path):
+    spec = importlib.util.spec_from_file_location(f"golden_scenarios_{os.path.basename(path)[:-3]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, fn in vars(module).items():
+        for mark in getattr(fn, "pytestmark", []):
+            if mark.name == "cis" and mark.args:
+                yield mark.args[0], mark.kwargs.get("violate"), f"{path}::{name}"
+
+
+def collect(checks_dir=CHECKS_DIR, catalogue=None, baseline=None):
+    catalogue = catalogue or Catalogue.load()
+    baseline = baseline or Baseline.load(catalogue=catalogue)
+    found = {}
+    for path in sorted(glob.glob(os.path.join(checks_dir, "*.y*ml"))):
+        if checkfile.is_check_file(path):
+            for row in checkfile.load(path, catalogue, baseline):
+                found[row.id] = Scenario(row.id, row.violate, f"{row.path}:{row.line}")
+    for path in sorted(glob.glob(os.path.join(checks_dir, "test_*.py"))):
+        for cis_id, violate, where in _python_controls(path):
+            found[cis_id] = Scenario(cis_id, violate, where)
+    return found
+
+
+def script(scenarios):
+    """One shell script applying every scenario in its own `sh -e` (so any failing step counts),
+    reporting each outcome on a marked line."""
+    with open(PRELUDE, encoding="utf-8") as fh:
+        prelude = fh.read()
+    parts = ["cat > /run/golden-scenarios.sh <<'GOLDEN_PRELUDE'", prelude.rstrip("\n"), "GOLDEN_PRELUDE"]
+    for s in scenarios:
+        body = shlex.quote(f". /run/golden-scenarios.sh\n{s.script}")
+        parts.append(
+            f"if out=$(GOLDEN_SCENARIO={shlex.quote(s.id)} sh -e -c {body} 2>&1); "
+            f"then echo '{APPLY_MARK} ok {s.id}'; "
+            f"else echo '{APPLY_MARK} failed {s.id}'; printf '%s\\n' \"$out\" | tail -n 5; fi")
+    parts.append("sh -e -c '. /run/golden-scenarios.sh; scenarios_finish'; rm -f /run/golden-scenarios.sh")
+    return "\n".join(parts) + "\n"
+
+
+def apply(runner, scenarios):
+    """Apply scenarios; returns {id: output} for the scripts that did not succeed."""
+    code, out, err = runner(script(scenarios))
+    ok = {line.split()[2] for line in out.splitlines() if line.startswith(f"{APPLY_MARK} ok ")}
+    return {s.id: out[-2000:] + err[-2000:] for s in scenarios if s.id not in ok}
