@@ -17,6 +17,10 @@ components (name and version) with dpkg version ordering (python-debian's Versio
 | undetermined | status undetermined | – |
 | open | status open | in a range, no fix |
 
+The kernel is the one source package Debian builds twice: `linux-image-*` binaries come from
+`linux-signed-<arch>` (version `6.1.192+2`), which neither feed tracks; they are matched as `linux`
+at the version the signed package was made from (`6.1.192-2`: its first `+` back to `-`).
+
 When both feeds know a CVE for a package, the tracker's state wins (it alone knows `nodsa`), except
 that a fix either feed shows above the installed version makes it fixed-available. Ages of fixable
 findings come from OSV `published` (the tracker JSON has no dates); a finding only the tracker
@@ -117,23 +121,28 @@ def _urgency_check(value):
     return None if value in URGENCIES else f"must be one of {', '.join(URGENCIES)}, not {value!r}"
 
 
+def _optional(fields, key, types, default, check=None):
+    """A key's value; a key written with no value is an explicit "off" (None), an absent one the default."""
+    if key in fields.mapping and fields.mapping[key] is None:
+        fields.seen.add(key)
+        return None
+    return fields.get(key, types, default=default, check=check)
+
+
 def _parse_policy(doc, default, now):
     f = yamlsrc.Fields(doc, doc.data if doc.data is not None else yamlsrc.LineDict())
-    d = default
-    fail_on = f.sub("fail_on")
-    if fail_on is not None:
-        fixable = fail_on.get("fixable_at_or_above", str, check=_urgency_check)
-        open_ = fail_on.get("open_at_or_above", str, check=_urgency_check)
-        fail_on.done()
-    else:
-        fixable, open_ = (d.fixable_at_or_above, d.open_at_or_above) if d else (None, None)
+    d = default or Policy(path=None, fixable_at_or_above=None, open_at_or_above=None, unassigned_urgency="high",
+                          max_age_days=None, horizon_days=180, acceptances=[])
+    fail_on = f.sub("fail_on") or yamlsrc.Fields(doc, yamlsrc.LineDict(), "fail_on")
+    fixable = _optional(fail_on, "fixable_at_or_above", str, d.fixable_at_or_above, _urgency_check)
+    open_ = _optional(fail_on, "open_at_or_above", str, d.open_at_or_above, _urgency_check)
+    fail_on.done()
     positive = lambda v: None if v >= 0 else "must be 0 or more"  # noqa: E731
     policy = Policy(
         path=doc.path, fixable_at_or_above=fixable, open_at_or_above=open_,
-        unassigned_urgency=f.get("unassigned_urgency", str, default=d.unassigned_urgency if d else "high",
-                                 check=_urgency_check),
-        max_age_days=f.get("max_age_days", int, default=d.max_age_days if d else None, check=positive),
-        horizon_days=f.get("acceptance_horizon_days", int, default=d.horizon_days if d else 180, check=positive),
+        unassigned_urgency=f.get("unassigned_urgency", str, default=d.unassigned_urgency, check=_urgency_check),
+        max_age_days=_optional(f, "max_age_days", int, d.max_age_days, positive),
+        horizon_days=f.get("acceptance_horizon_days", int, default=d.horizon_days, check=positive),
         acceptances=[])
     accept = f.get("accept", list, default=[])
     f.done()
@@ -143,12 +152,12 @@ def _parse_policy(doc, default, now):
         for other in policy.acceptances:
             if other.id == acc.id:
                 raise GoldenError(f"duplicate acceptance id (first at line {other.line})", file=doc.path,
-                                  line=acc.line, field=f"accept[{i}].id")
+                                  line=doc.line(item, "id"), field=f"accept[{i}].id")
         for pattern in acc.cves:
             for image in acc.images or ["*"]:
                 if (pattern, image) in seen:
                     raise GoldenError(f"{pattern} is already accepted for images {image!r} by "
-                                      f"{seen[(pattern, image)]}", file=doc.path, line=acc.line,
+                                      f"{seen[(pattern, image)]}", file=doc.path, line=doc.line(item, "cves"),
                                       field=f"accept[{i}].cves")
                 seen[(pattern, image)] = acc.id
         policy.acceptances.append(acc)
@@ -265,29 +274,30 @@ def _published(record):
 
 
 def match(sources, feeds, *, release, ecosystem, now, only_cve=None):
-    """Findings for the source packages [{name, version, binaries}] of one image (not-affected included)."""
+    """Findings for the source packages [{name, version, binaries, tracked}] of an image (not-affected included)."""
     found = {}
     for src in sources:
-        installed = dpkg_version(src["version"], SBOM_FILE, f"components.{src['name']}.version")
-        key_base = (src["name"], src["version"])
-        tracker_file = feeds.tracker_files.get(src["name"])
-        for cve, entry in feeds.tracker.get(src["name"], {}).items():
+        name, version = src.get("tracked") or (src["name"], src["version"])
+        installed = dpkg_version(version, SBOM_FILE, f"components.{src['name']}.version")
+        key_base = (name, version)
+        tracker_file = feeds.tracker_files.get(name)
+        for cve, entry in feeds.tracker.get(name, {}).items():
             if only_cve and cve != only_cve:
                 continue
-            got = tracker_finding(entry, release, installed, tracker_file, f"{src['name']}.{cve}.releases.{release}")
+            got = tracker_finding(entry, release, installed, tracker_file, f"{name}.{cve}.releases.{release}")
             if got is None:
                 continue
             rel = entry["releases"][release]
             found[(cve,) + key_base] = _finding(
-                cve, src, state=got[0], fixed=got[1], urgency=_urgency(rel.get("urgency")),
+                cve, src, name, version, state=got[0], fixed=got[1], urgency=_urgency(rel.get("urgency")),
                 description=entry.get("description"), source="debian-tracker", nodsa=rel.get("nodsa"),
                 nodsa_reason=rel.get("nodsa_reason"), scope=entry.get("scope"), published=None)
-        for record, affected in feeds.osv_for(ecosystem, src["name"]):
+        for record, affected in feeds.osv_for(ecosystem, name):
             state, fixed = osv_finding(affected, installed, record.get("_file"))
             for cve in _cves(record):
                 if only_cve and cve != only_cve:
                     continue
-                new = _finding(cve, src, state=state, fixed=fixed,
+                new = _finding(cve, src, name, version, state=state, fixed=fixed,
                                urgency=_urgency((affected.get("ecosystem_specific") or {}).get("urgency")),
                                description=record.get("summary") or record.get("details"),
                                source=f"osv:{record['id']}", published=_published(record))
@@ -299,11 +309,11 @@ def match(sources, feeds, *, release, ecosystem, now, only_cve=None):
     return list(found.values())
 
 
-def _finding(cve, src, *, state, fixed, urgency, description, source, published, nodsa=None,
+def _finding(cve, src, name, version, *, state, fixed, urgency, description, source, published, nodsa=None,
              nodsa_reason=None, scope=None):
-    return {"id": cve, "package": src["name"], "version": src["version"], "binaries": src.get("binaries", []),
-            "bom-ref": src.get("bom-ref"), "state": state, "urgency": urgency, "fixed_version": fixed,
-            "sources": [source], "description": (description or "")[:300] or None,
+    return {"id": cve, "package": name, "version": version, "binaries": src.get("binaries", []),
+            "component": src["name"], "component_version": src["version"], "bom-ref": src.get("bom-ref"), "state": state, "urgency": urgency,
+            "fixed_version": fixed, "sources": [source], "description": (description or "")[:300] or None,
             "published": published.isoformat() if published else None,
             "nodsa": nodsa, "nodsa_reason": nodsa_reason, "scope": scope}
 
@@ -357,11 +367,18 @@ def _image(doc):
 
 def _sources(doc):
     binaries, sources = packages_in(doc)
-    by_ref = {s["bom-ref"]: dict(s, binaries=[]) for s in sources}
+    by_ref = {s["bom-ref"]: dict(s, binaries=[], tracked=_tracked_as(s["name"], s["version"])) for s in sources}
     for b in binaries:
         if b["source"] and b["source"]["bom-ref"] in by_ref:
             by_ref[b["source"]["bom-ref"]]["binaries"].append(b["name"])
     return list(by_ref.values())
+
+
+def _tracked_as(name, version):
+    """The (name, version) under which the feeds track a source package (see the kernel note above)."""
+    if name.startswith("linux-signed-"):
+        return "linux", re.sub(r"^([^+]*)\+", r"\1-", version, count=1)
+    return name, version
 
 
 def scan(sbom_doc, feeds, policy, now=None):
@@ -447,11 +464,17 @@ def rows(result):
              "state": f["state"], "urgency": f["urgency"], "fixed_version": f["fixed_version"] or "",
              "age_days": f["age_days"], "gate": f["gate"], "sources": ", ".join(f["sources"]),
              "owner": (f["acceptance"] or {}).get("owner"), "expires": (f["acceptance"] or {}).get("expires"),
-             "url": f"https://security-tracker.debian.org/tracker/{f['id']}" if f["id"].startswith("CVE-") else None}
+             "url": _advisory_url(f["id"])}
             for f in result.findings if f["state"] != "not-affected"]
 
 
 # ---------------------------------------------------------------- output
+
+def _advisory_url(vuln_id):
+    if vuln_id.startswith("CVE-"):
+        return f"https://security-tracker.debian.org/tracker/{vuln_id}"
+    return f"https://osv.dev/vulnerability/{urllib.parse.quote(vuln_id)}"
+
 
 _SEVERITY = {"unimportant": VulnerabilitySeverity.INFO, "low": VulnerabilitySeverity.LOW,
              "medium": VulnerabilitySeverity.MEDIUM, "high": VulnerabilitySeverity.HIGH}
@@ -463,8 +486,9 @@ def _analysis(f):
               "will-not-fix": f"Debian: {f['nodsa'] or 'end-of-life'}" + (
                   f" ({f['nodsa_reason']})" if f["nodsa_reason"] else ""),
               "unimportant": "Debian urgency: unimportant",
-              "not-affected": "never affected in this release" if f["fixed_version"] in (None, "0")
-              else f"fixed in {f['fixed_version']}, installed {f['version']}"}.get(f["state"], f["state"])
+              "not-affected": {"0": "never affected in this release", None: "resolved, no fixed version given"}.get(
+                  f["fixed_version"], f"fixed in {f['fixed_version']}, installed {f['version']}")}.get(f["state"],
+                                                                                                    f["state"])
     if accepted:
         detail += f"; accepted by {accepted['id']} (owner {accepted['owner']}, expires {accepted['expires']}): " \
                   f"{accepted['why']}"
@@ -475,14 +499,16 @@ def _analysis(f):
         "will-not-fix": (ImpactAnalysisState.EXPLOITABLE, [ImpactAnalysisResponse.WILL_NOT_FIX], None),
         "unimportant": (ImpactAnalysisState.EXPLOITABLE, [ImpactAnalysisResponse.WILL_NOT_FIX], None),
         "not-affected": ((ImpactAnalysisState.NOT_AFFECTED, [], ImpactAnalysisJustification.CODE_NOT_PRESENT)
-                         if f["fixed_version"] in (None, "0") else (ImpactAnalysisState.RESOLVED, [], None)),
+                         if f["fixed_version"] == "0" else (ImpactAnalysisState.RESOLVED, [], None)),
     }[f["state"]]
     return VulnerabilityAnalysis(state=state, responses=responses, justification=justification, detail=detail)
 
 
 def vex_document(result):
-    """A copy of the scanned SBOM with one CycloneDX vulnerability per finding (refs to source components)."""
+    """The scanned SBOM, as its next version, with one CycloneDX vulnerability per finding (on source components)."""
     bom = Bom.from_json(result.sbom)
+    bom.version = result.sbom.get("version", 1) + 1         # CycloneDX: a modified BOM keeps its serial, bumps version
+    bom.metadata.timestamp = dt.datetime.fromisoformat(result.scanned_at)
     for f in result.findings:
         tracker = f["id"].startswith("CVE-")
         status = ImpactAnalysisAffectedStatus.UNAFFECTED if f["state"] == "not-affected" else \
@@ -490,15 +516,14 @@ def vex_document(result):
         bom.vulnerabilities.add(Vulnerability(
             bom_ref=f"{f['id']}:{f['bom-ref']}", id=f["id"], description=f["description"],
             source=VulnerabilitySource(name="Debian Security Tracker" if tracker else "OSV",
-                                       url=f"https://security-tracker.debian.org/tracker/{f['id']}" if tracker
-                                       else f"https://osv.dev/vulnerability/{urllib.parse.quote(f['id'])}"),
+                                       url=_advisory_url(f["id"])),
             ratings=[VulnerabilityRating(severity=_SEVERITY.get(f["urgency"], VulnerabilitySeverity.UNKNOWN),
                                          method=VulnerabilityScoreSource.OTHER, justification=f"Debian urgency: "
                                          f"{f['urgency']}")],
             recommendation=f"upgrade {f['package']} to {f['fixed_version']}" if f["state"] == "fixed-available"
             else None,
             analysis=_analysis(f),
-            affects=[BomTarget(ref=f["bom-ref"], versions=[BomTargetVersionRange(version=f["version"],
+            affects=[BomTarget(ref=f["bom-ref"], versions=[BomTargetVersionRange(version=f["component_version"],
                                                                                  status=status)])],
             properties=[Property(name="golden:state", value=f["state"]), Property(name="golden:gate", value=f["gate"]),
                         Property(name="golden:feeds", value=", ".join(f["sources"]))]))
