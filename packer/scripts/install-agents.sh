@@ -4,15 +4,22 @@
 #   $GOLDEN_PROVISION/agents.tsv        name <TAB> packages (space-separated) <TAB> service
 #   $GOLDEN_PROVISION/time-servers.txt  one host per line
 set -eu
-AGENTS_VERSION=1.0.0
+AGENTS_VERSION=1.1.0
 export DEBIAN_FRONTEND=noninteractive
 agents=$GOLDEN_PROVISION/agents.tsv
 [ -s "$agents" ] || { echo "install-agents $AGENTS_VERSION: no agents listed"; exit 0; }
 
-packages=$(cut -f2 "$agents" | tr '\n' ' ')
-echo "install-agents $AGENTS_VERSION: installing $packages"
-# shellcheck disable=SC2086
-apt-get -q -y --no-install-recommends install $packages
+missing=""
+for pkg in $(cut -f2 "$agents" | tr '\n' ' '); do
+    dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    echo "install-agents $AGENTS_VERSION: installing$missing"
+    # shellcheck disable=SC2086
+    apt-get -q -y --no-install-recommends install $missing
+else
+    echo "install-agents $AGENTS_VERSION: every agent package is already in the base"
+fi
 
 servers=$GOLDEN_PROVISION/time-servers.txt
 if [ -s "$servers" ] && [ -d /etc/chrony ]; then
