@@ -59,10 +59,24 @@ def _clean(value):
     return text
 
 
+def _flat_args(args):
+    out = []
+    for name, spec in (args or {}).items():
+        if spec is True:
+            out.append(name)
+        elif spec is not False:
+            out.append(f"{name}={expect.target(spec)}")
+    return " ".join(out)
+
+
 def _rows_for(cis_id, kind, value):
-    if kind in ("sysctl", "sshd", "login_defs"):
+    """Rows of the plan for one kind's value; each kind has one applier in hardening-cis.sh."""
+    if kind in ("sysctl", "sshd", "kernel_cmdline"):
         return [(cis_id, kind, key, expect.target(spec)) for key, spec in value.items()]
-    if kind in ("kernel_modules", "packages_absent", "packages_present", "services_enabled"):
+    if kind == "config":
+        return [(cis_id, kind, source, key, expect.target(spec))
+                for source, settings in value.items() for key, spec in settings.items()]
+    if kind in ("kernel_modules", "packages_absent", "packages_present", "services_enabled", "audit_rules"):
         return [(cis_id, kind, name) for name in value]
     if kind == "services_not_in_use":
         return [(cis_id, kind, pkg, unit) for pkg, units in value.items() for unit in units]
@@ -77,6 +91,16 @@ def _rows_for(cis_id, kind, value):
     if kind == "mounts":
         return [(cis_id, kind, target, ",".join(want.get("options", [])),
                  "separate" if want.get("separate") else "") for target, want in value.items()]
+    if kind == "banners":
+        return [(cis_id, kind, path, text.strip().replace("\\", "\\\\").replace("\n", "\\n"))
+                for path, text in value.items()]
+    if kind == "pam":
+        return [(cis_id, kind, name, rule["type"], rule["module"], _flat_args(rule.get("args")),
+                 "absent" if rule.get("present", True) is False else "present")
+                for name, rules in value.items() for rule in rules]
+    if kind == "params":
+        return [(cis_id, kind, key, " ".join(map(str, v)) if isinstance(v, list) else expect.normalize(v))
+                for key, v in value.items()]
     raise GoldenError(f"the hardening has no applier for kind {kind!r}", field=f"controls.{cis_id}")
 
 
@@ -93,8 +117,8 @@ def plan_rows(baseline, role, level, skipped=None):
         values = baseline.values(rec.id)
         for kind, value in values.items():
             rows.extend(_rows_for(rec.id, kind, value))
-        if not values and rec.assessment == "automated":
-            rows.append((rec.id, "control"))     # logic-shaped: a function in hardening-cis.sh
+        if rec.assessment == "automated":
+            rows.append((rec.id, "control"))     # logic-shaped part, if any: a function in hardening-cis.sh
     for row in rows:
         for field in row:
             if field is None:

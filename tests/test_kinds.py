@@ -57,17 +57,26 @@ def test_sshd_effective_settings():
 
 
 def test_files_mode_is_an_upper_bound():
-    f = facts(stat="/etc/shadow|640|root|shadow|regular file\n/etc/passwd|600|root|root|regular file\n"
-                   "/etc/passwd-|absent")
+    f = facts(stat="/etc/shadow|/etc/shadow|640|root|shadow|regular file\n"
+                   "/etc/passwd|/etc/passwd|600|root|root|regular file\n/etc/passwd-|absent")
     want = {"/etc/shadow": {"mode": "0640", "owner": "root", "group": ["root", "shadow"]},
             "/etc/passwd": {"mode": "0644", "owner": "root", "group": "root"},
             "/etc/passwd-": {"mode": "0644", "absent_ok": True}}
     assert evaluate("files", want, f) == []
-    loose = facts(stat="/etc/shadow|644|root|users|regular file")
+    loose = facts(stat="/etc/shadow|/etc/shadow|644|root|users|regular file")
     found = evaluate("files", {"/etc/shadow": want["/etc/shadow"]}, loose)
     assert any("extra bits 0004" in x for x in found) and any("group is users" in x for x in found)
     missing = facts(stat="/etc/shadow|absent")
     assert evaluate("files", {"/etc/shadow": want["/etc/shadow"]}, missing) == ["/etc/shadow does not exist"]
+
+
+def test_files_globs_judge_every_match():
+    keys = "/etc/ssh/ssh_host_*_key"
+    f = facts(stat=f"{keys}|/etc/ssh/ssh_host_ed25519_key|600|root|root|regular file\n"
+                   f"{keys}|/etc/ssh/ssh_host_ecdsa_key|644|root|root|regular file")
+    (finding,) = evaluate("files", {keys: {"mode": "0600", "owner": "root"}}, f)
+    assert finding.startswith("/etc/ssh/ssh_host_ecdsa_key has mode 0644")
+    assert "only letters" in KINDS["files"].validate({"/etc/$(reboot)": {"mode": "0600"}})
 
 
 def test_packages_and_services():
@@ -87,12 +96,12 @@ def test_packages_and_services():
 def test_mounts_and_login_defs():
     f = facts(mounts='{"filesystems": [{"target": "/tmp", "source": "tmpfs", "fstype": "tmpfs", '
                      '"options": "rw,nosuid,nodev"}]}',
-              login_defs="# comment\nPASS_MAX_DAYS\t99999\nENCRYPT_METHOD YESCRYPT\n")
+              **{"config:login_defs": "# comment\nPASS_MAX_DAYS\t99999\nENCRYPT_METHOD YESCRYPT\n"})
     assert evaluate("mounts", {"/tmp": {"options": ["nodev", "nosuid"]}}, f) == []
     assert "without noexec" in evaluate("mounts", {"/tmp": {"options": ["noexec"]}}, f)[0]
     assert evaluate("mounts", {"/var": {"separate": True}}, f) == ["/var is not a separate mount"]
-    assert evaluate("login_defs", {"ENCRYPT_METHOD": {"one_of": ["YESCRYPT", "SHA512"]}}, f) == []
-    assert "PASS_MAX_DAYS is 99999" in evaluate("login_defs", {"PASS_MAX_DAYS": {"at_most": 365}}, f)[0]
+    assert evaluate("config", {"login_defs": {"ENCRYPT_METHOD": {"one_of": ["YESCRYPT", "SHA512"]}}}, f) == []
+    assert "PASS_MAX_DAYS is 99999" in evaluate("config", {"login_defs": {"PASS_MAX_DAYS": {"at_most": 365}}}, f)[0]
 
 
 def test_request_builds_one_script_with_only_needed_sections():
@@ -108,3 +117,70 @@ def test_validation_messages():
     assert "octal string" in KINDS["files"].validate({"/etc/passwd": {"mode": 644}})
     assert "non-empty list" in KINDS["kernel_modules"].validate("cramfs")
     assert "at_most needs an integer" in KINDS["sshd"].validate({"maxauthtries": {"at_most": "four"}})
+
+
+def test_config_sources_merge_drop_ins_and_flags():
+    f = facts(**{"config:journald": "# /etc/systemd/journald.conf\n[Journal]\nStorage=auto\n"
+                                     "# /etc/systemd/journald.conf.d/60-golden.conf\n[Journal]\nStorage=persistent\n",
+                 "config:pwquality": "minlen = 8\n# comment\nminlen = 14\nenforce_for_root\n"})
+    assert evaluate("config", {"journald": {"Storage": "persistent"}}, f) == []
+    assert evaluate("config", {"pwquality": {"minlen": {"at_least": 14}, "enforce_for_root": {"present": True}}}, f) == []
+    assert evaluate("config", {"pwquality": {"dictcheck": {"present": True}}}, f) == [
+        "pwquality dictcheck is unset, expected set"]
+    assert "unknown configuration source 'nginx'" in KINDS["config"].validate({"nginx": {"a": 1}})
+
+
+def test_kernel_cmdline_running_and_every_boot_entry():
+    grub = "menuentry 'Debian' {\n  linux /vmlinuz root=UUID=x ro audit=1 apparmor=1\n}\n" \
+           "menuentry 'rescue' {\n  linux /vmlinuz root=UUID=x ro single\n}\n"
+    f = facts(cmdline="BOOT_IMAGE=/vmlinuz root=UUID=x ro audit=1 apparmor=1", grub_cfg=grub)
+    found = evaluate("kernel_cmdline", {"audit": 1}, f)
+    assert found == ["1 of 2 grub.cfg boot entries lack audit 1 (e.g. linux /vmlinuz root=UUID=x ro single)"]
+    f2 = facts(cmdline="ro audit_backlog_limit=64", grub_cfg=grub.replace("single", "audit=1"))
+    assert "running kernel has audit_backlog_limit=64" in evaluate("kernel_cmdline", {"audit_backlog_limit": {"at_least": 8192}}, f2)[0]
+
+
+PAM = """### /etc/pam.d/common-auth
+auth\trequisite\tpam_faillock.so preauth
+auth\t[success=1 default=ignore]\tpam_unix.so nullok
+auth\t[default=die]\tpam_faillock.so authfail
+### /etc/pam.d/common-password
+password requisite pam_pwquality.so retry=3
+password [success=1 default=ignore] pam_unix.so obscure use_authtok try_first_pass yescrypt
+### /etc/pam.d/sshd
+@include common-auth
+account required pam_nologin.so
+"""
+
+
+def test_pam_resolves_includes_and_checks_args():
+    f = facts(pam=PAM)
+    assert evaluate("pam", {"sshd": [{"type": "auth", "module": "pam_faillock.so", "args": {"preauth": True},
+                                      "match": "any"}]}, f) == []
+    (finding,) = evaluate("pam", {"common-auth": [{"type": "auth", "module": "pam_unix.so", "args": {"nullok": False}}]}, f)
+    assert "has args [nullok], expected no nullok" in finding
+    assert evaluate("pam", {"common-password": [{"type": "password", "module": "pam_unix.so",
+                                                 "args": {"use_authtok": True, "yescrypt": True}}]}, f) == []
+    assert evaluate("pam", {"common-password": [{"type": "password", "module": "pam_pwhistory.so"}]}, f) == [
+        "/etc/pam.d/common-password: password pam_pwhistory.so is not in the stack"]
+    assert "expected absent" in evaluate("pam", {"common-auth": [{"type": "auth", "module": "pam_unix.so",
+                                                                   "present": False}]}, f)[0]
+    # match all: both faillock rules would need preauth
+    assert evaluate("pam", {"common-auth": [{"type": "auth", "module": "pam_faillock.so", "args": {"preauth": True}}]}, f)
+
+
+def test_audit_rules_loaded_and_on_disk():
+    f = facts(audit_loaded="-w /etc/sudoers -p wa -k scope\n-a always,exit -F arch=b64 -S adjtimex -F key=time-change",
+              audit_files="### /etc/audit/rules.d/50.rules\n-w /etc/sudoers -p wa -k scope\n")
+    assert evaluate("audit_rules", ["-w /etc/sudoers -p wa -k scope"], f) == []
+    found = evaluate("audit_rules", ["-a always,exit -F arch=b64 -S adjtimex -k time-change"], f)
+    assert found == ["audit rule not in /etc/audit/rules.d: -a always,exit -F arch=b64 -S adjtimex -k time-change"]
+
+
+def test_banners():
+    f = facts(content="### /etc/issue.net\nAuthorized use only.\n### /etc/issue\nDebian GNU/Linux 12 \\n \\l\n"
+                      "### /etc/motd\n@@absent@@")
+    assert evaluate("banners", {"/etc/issue.net": "Authorized use only."}, f) == []
+    found = evaluate("banners", {"/etc/issue": "Authorized use only.", "/etc/motd": "x"}, f)
+    assert any("not the company banner" in x for x in found) and any("discloses" in x for x in found)
+    assert "/etc/motd does not exist" in found

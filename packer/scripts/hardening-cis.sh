@@ -6,7 +6,7 @@
 # carry an exception arrive as `id skip reason` rows and are left exactly as they are.
 # Idempotent: every file it owns is rewritten whole; permissions only ever lose bits.
 # Output: /etc/golden/hardening.json, the record of what was applied, by CIS id, with this version.
-HARDENING_VERSION="1.0.0"
+HARDENING_VERSION="1.1.0"
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 PLAN=$GOLDEN_PROVISION/plan.tsv
@@ -50,17 +50,82 @@ apply_sshd() {
     sshd -t   # a broken sshd configuration fails the build here, not at first boot
 }
 
-apply_login_defs() {
-    local id kind key value
-    while IFS=$'\t' read -r id kind key value; do
-        if grep -qE "^[[:space:]]*${key}[[:space:]]" /etc/login.defs; then
-            sed -i -E "s|^[[:space:]]*${key}[[:space:]].*|${key}\t${value}|" /etc/login.defs
-        else
-            printf '%s\t%s\n' "$key" "$value" >> /etc/login.defs
-        fi
-        APPLIED[$id]=1
-    done < <(rows login_defs)
+# set_kv FILE SEP KEY VALUE: one effective setting; VALUE @present writes the bare flag, @absent removes it.
+set_kv() {
+    local file=$1 sep=$2 key=$3 value=$4 key_re
+    key_re=$(printf '%s' "$key" | sed 's/[][\.*^$/]/\\&/g')
+    mkdir -p "$(dirname "$file")"
+    touch "$file"
+    sed -i -E "/^[[:space:]]*${key_re}([[:space:]]|=|\$)/d" "$file"
+    case "$value" in
+        @absent) ;;
+        @present) printf '%s\n' "$key" >> "$file" ;;
+        *) printf '%s%s%s\n' "$key" "$sep" "$value" >> "$file" ;;
+    esac
 }
+
+# dropin_kv FILE SECTION KEY VALUE: a systemd-style drop-in owned by this script.
+dropin_kv() {
+    local file=$1 section=$2 key=$3 value=$4
+    mkdir -p "$(dirname "$file")"
+    [ -s "$file" ] || { header; printf '[%s]\n' "$section"; } > "$file"
+    printf '%s=%s\n' "$key" "$value" >> "$file"
+}
+
+apply_config() {
+    local id kind source key value
+    rm -f /etc/systemd/journald.conf.d/60-golden-cis.conf /etc/systemd/coredump.conf.d/60-golden-cis.conf \
+          /etc/security/pwquality.conf.d/60-golden-cis.conf /etc/rsyslog.d/60-golden-cis.conf
+    while IFS=$'\t' read -r id kind source key value; do
+        case "$source" in
+            journald) dropin_kv /etc/systemd/journald.conf.d/60-golden-cis.conf Journal "$key" "$value" ;;
+            coredump) dropin_kv /etc/systemd/coredump.conf.d/60-golden-cis.conf Coredump "$key" "$value" ;;
+            pwquality) set_kv /etc/security/pwquality.conf.d/60-golden-cis.conf " = " "$key" "$value" ;;
+            faillock) set_kv /etc/security/faillock.conf " = " "$key" "$value" ;;
+            auditd) set_kv /etc/audit/auditd.conf " = " "$key" "$value" ;;
+            login_defs) set_kv /etc/login.defs $'\t' "$key" "$value" ;;
+            useradd) set_kv /etc/default/useradd "=" "$key" "$value" ;;
+            rsyslog) set_kv /etc/rsyslog.d/60-golden-cis.conf " " "$key" "$value" ;;
+            *) log "error: no writer for configuration source $source ($id)"; exit 1 ;;
+        esac
+        APPLIED[$id]=1
+    done < <(rows config)
+}
+
+apply_kernel_cmdline() {
+    local id kind key value params=""
+    while IFS=$'\t' read -r id kind key value; do
+        params="$params $key=$value"
+        APPLIED[$id]=1
+    done < <(rows kernel_cmdline)
+    [ -n "$params" ] || return 0
+    mkdir -p /etc/default/grub.d
+    { header; printf 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX%s"\n' "$params"; } > /etc/default/grub.d/60-golden-cis.cfg
+    update-grub 2>&1 | sed 's/^/  update-grub: /'
+}
+
+apply_audit_rules() {
+    local out=/etc/audit/rules.d/50-golden-cis.rules id kind rule
+    [ -n "$(rows audit_rules)" ] || return 0
+    mkdir -p /etc/audit/rules.d
+    header > "$out"
+    while IFS=$'\t' read -r id kind rule; do
+        printf '%s\n' "$rule" >> "$out"
+        APPLIED[$id]=1
+    done < <(rows audit_rules)
+    chmod 0640 "$out"
+}
+
+apply_banners() {
+    local id kind path text
+    while IFS=$'\t' read -r id kind path text; do
+        printf '%b\n' "$text" > "$path"
+        APPLIED[$id]=1
+    done < <(rows banners)
+}
+
+# param ID KEY: a value of a logic-shaped control, for its cis_* function.
+param() { awk -F'\t' -v i="$1" -v k="$2" '$1 == i && $2 == "params" && $3 == k {print $4; exit}' "$PLAN"; }
 
 apply_files() {
     local id kind path mode owner groups absent current group
@@ -163,8 +228,11 @@ apply_services_enabled
 apply_kernel_modules
 apply_sysctl
 apply_sshd
-apply_login_defs
-apply_files
+apply_config
+apply_banners
+apply_audit_rules
+apply_kernel_cmdline
 apply_controls
+apply_files         # last: earlier steps (update-grub, new files) may reset permissions
 write_record
 log "applied ${#APPLIED[@]} controls; record in /etc/golden/hardening.json"

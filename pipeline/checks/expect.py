@@ -7,6 +7,7 @@ A plain value means "equal to". A mapping with one operator says more:
     one_of: [a, b]      any of these values
     subset_of: [x, y]   every item of a comma/space separated actual value is allowed (cipher lists)
     matches: REGEX      the actual value matches (Python re.fullmatch)
+    present: true|false a flag that must be set (with or without a value) or must not be
 
 `target()` is the value the hardening writes: the value itself, the bound, the first choice,
 or the allowed list joined by commas.
@@ -14,7 +15,7 @@ or the allowed list joined by commas.
 
 import re
 
-OPERATORS = ("at_most", "at_least", "one_of", "subset_of", "matches")
+OPERATORS = ("at_most", "at_least", "one_of", "subset_of", "matches", "present")
 
 
 def normalize(value):
@@ -37,6 +38,8 @@ def validate(spec):
         return f"{op} needs an integer, not {arg!r}"
     if op in ("one_of", "subset_of") and not (isinstance(arg, list) and arg):
         return f"{op} needs a non-empty list"
+    if op == "present" and not isinstance(arg, bool):
+        return "present needs true or false"
     if op == "matches":
         try:
             re.compile(str(arg))
@@ -54,6 +57,8 @@ def _int(text):
 
 def check(actual, spec):
     """True if the actual value (a string, or None if absent) satisfies the expectation."""
+    if isinstance(spec, dict) and "present" in spec:
+        return (actual is not None) == spec["present"]
     if actual is None:
         return False
     actual = str(actual).strip()
@@ -79,6 +84,8 @@ def describe(spec):
     if not isinstance(spec, dict):
         return normalize(spec)
     (op, arg), = spec.items()
+    if op == "present":
+        return "set" if arg else "not set"
     if isinstance(arg, list):
         arg = ",".join(normalize(a) for a in arg)
     return f"{op.replace('_', ' ')} {arg}"
@@ -94,4 +101,6 @@ def target(spec):
         return normalize(arg[0])
     if op == "subset_of":
         return ",".join(normalize(a) for a in arg)
+    if op == "present":
+        return "@present" if arg else "@absent"   # hardening: write the bare flag / remove the key
     return None

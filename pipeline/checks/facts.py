@@ -34,14 +34,59 @@ SECTIONS = {
     "passwd": "getent passwd",
     "group": "getent group",
     "shadow": "cat /etc/shadow",
-    "login_defs": "cat /etc/login.defs 2>/dev/null",
+    "gshadow": "cat /etc/gshadow",
+    "cmdline": "cat /proc/cmdline",
+    "grub_cfg": "cat /boot/grub/grub.cfg 2>/dev/null",
+    "pam": "for f in /etc/pam.d/*; do [ -f \"$f\" ] && { echo \"### $f\"; cat \"$f\"; }; done",
+    "audit_loaded": "auditctl -l 2>&1",
+    "audit_status": "auditctl -s 2>&1",
+    "audit_files": "for f in /etc/audit/rules.d/*.rules; do [ -f \"$f\" ] && { echo \"### $f\"; cat \"$f\"; }; done",
+    "sudoers": "for f in /etc/sudoers /etc/sudoers.d/*; do [ -f \"$f\" ] && { echo \"### $f\"; cat \"$f\"; }; done",
+    "nft": "nft -j list ruleset 2>&1",
+    "listening": "ss -Htulnp 2>/dev/null",
+    "processes": "ps -eo user=,comm=,args=",
+    "aa_status": "aa-status --json 2>/dev/null || echo '{}'",
+    "local_mounts": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,vfat,tmpfs",
+    "suid_sgid": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs | while read -r m; do "
+                 "find \"$m\" -xdev -type f \\( -perm -4000 -o -perm -2000 \\) -print 2>/dev/null; done | sort -u",
+    "world_writable": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,tmpfs | while read -r m; do "
+                      "find \"$m\" -xdev \\( -type f -perm -0002 -o -type d -perm -0002 ! -perm -1000 \\) "
+                      "! -path '/proc/*' ! -path '/sys/*' -print 2>/dev/null; done | sort -u",
+    "unowned": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,tmpfs | while read -r m; do "
+               "find \"$m\" -xdev \\( -nouser -o -nogroup \\) -print 2>/dev/null; done | sort -u",
+    "homes": "getent passwd | while IFS=: read -r u _ uid _ _ h sh; do "
+             "[ -d \"$h\" ] && stat -L -c \"$u|$uid|$sh|%n|%a|%U|%G\" \"$h\" && "
+             "find \"$h\" -maxdepth 1 -name '.*' -type f -exec stat -L -c \"$u|$uid|$sh|%n|%a|%U|%G\" {} +; done 2>/dev/null",
+    "root_env": "su -l root -s /bin/bash -c 'echo \"PATH=$PATH\"; echo \"UMASK=$(umask)\"' 2>&1",
+    "login_env": "su -l nobody -s /bin/bash -c 'echo \"UMASK=$(umask)\"; echo \"TMOUT=${TMOUT:-}\"; "
+                 "readonly -p | grep -c TMOUT' 2>&1",
+}
+
+# Configuration read as the program reads it: name -> (command, separator; None means whitespace).
+CONFIG_SOURCES = {
+    "journald": ("systemd-analyze cat-config systemd/journald.conf", "="),
+    "coredump": ("systemd-analyze cat-config systemd/coredump.conf", "="),
+    "auditd": ("cat /etc/audit/auditd.conf", "="),
+    "pwquality": ("cat /etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf", "="),
+    "faillock": ("cat /etc/security/faillock.conf", "="),
+    "login_defs": ("cat /etc/login.defs", None),
+    "useradd": ("useradd -D", "="),
+    "rsyslog": ("cat /etc/rsyslog.conf /etc/rsyslog.d/*.conf", None),
+    "chrony": ("cat /etc/chrony/chrony.conf /etc/chrony/conf.d/*.conf /etc/chrony/sources.d/*.sources", None),
 }
 
 # Sections with parameters: name -> function(params) -> shell snippet printing one record per param.
+GLOB_SAFE = re.compile(r"^/[A-Za-z0-9_./*?+@:-]+$")
+
+
 def _stat_snippet(paths):
-    quoted = " ".join(shlex.quote(p) for p in sorted(paths))
-    return (f"for p in {quoted}; do if [ -e \"$p\" ]; then stat -L -c '%n|%a|%U|%G|%F' \"$p\"; "
-            "else echo \"$p|absent\"; fi; done")
+    # Globs expand on the host (unquoted; GLOB_SAFE keeps them free of anything else the shell reads).
+    parts = []
+    for p in sorted(paths):
+        arg = p if any(c in p for c in "*?") else shlex.quote(p)
+        parts.append(f"for p in {arg}; do if [ -e \"$p\" ]; then stat -L -c '{p}|%n|%a|%U|%G|%F' \"$p\"; "
+                     f"else echo '{p}|absent'; fi; done")
+    return "; ".join(parts)
 
 
 def _modules_snippet(names):
@@ -51,7 +96,17 @@ def _modules_snippet(names):
             "modprobe -n -v \"$m\" 2>&1 | tr '\\n' ' '; echo; done")
 
 
-PARAM_SECTIONS = {"stat": _stat_snippet, "modules": _modules_snippet}
+def _config_snippet(sources):
+    return "\n".join(f"echo '{MARK} config:{name}'; {CONFIG_SOURCES[name][0]} 2>/dev/null" for name in sorted(sources))
+
+
+def _content_snippet(paths):
+    quoted = " ".join(shlex.quote(p) for p in sorted(paths))
+    return f"for p in {quoted}; do echo \"### $p\"; cat \"$p\" 2>/dev/null || echo '@@absent@@'; done"
+
+
+PARAM_SECTIONS = {"stat": _stat_snippet, "modules": _modules_snippet, "config": _config_snippet,
+                  "content": _content_snippet}
 
 
 class Request:
@@ -82,7 +137,9 @@ class Request:
         for name in sorted(self.sections):
             parts.append(f"echo '{MARK} {name}'; {SECTIONS[name]}")
         for name, values in sorted(self.params.items()):
-            if values:
+            if values and name == "config":
+                parts.append(_config_snippet(values))
+            elif values:
                 parts.append(f"echo '{MARK} {name}'; {PARAM_SECTIONS[name](values)}")
         return "\n".join(parts) + "\n"
 
@@ -134,6 +191,44 @@ class Facts:
     @classmethod
     def from_json(cls, text):
         return cls(json.loads(text))
+
+    def lines(self, name):
+        """Non-empty lines of a section."""
+        return [l for l in self.raw(name).splitlines() if l.strip()]
+
+    def files(self, name):
+        """A section made of `### path` headers and file contents: path -> text."""
+        out, current = {}, None
+        for line in self.raw(name).splitlines():
+            if line.startswith("### "):
+                current = line[4:].strip()
+                out[current] = []
+            elif current is not None:
+                out[current].append(line)
+        return {k: "\n".join(v) for k, v in out.items()}
+
+    def content(self, path):
+        """Text of a file asked for with request.add("content", path); None if it does not exist."""
+        text = self.files("content").get(path)
+        return None if text is None or text == "@@absent@@" else text
+
+    def config(self, source):
+        """Effective key -> value of a configuration source (the last setting wins; flags map to "")."""
+        sep = CONFIG_SOURCES[source][1]
+        out = {}
+        for line in self.raw(f"config:{source}").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line or line.startswith("["):
+                continue
+            if sep is None:
+                key, *rest = line.split(None, 1)
+                value = rest[0] if rest else ""
+            elif sep in line:
+                key, _, value = line.partition(sep)
+            else:
+                key, value = line, ""
+            out[key.strip()] = value.strip().strip('"')
+        return out
 
     def raw(self, name):
         if name not in self.sections:
@@ -187,13 +282,18 @@ class Facts:
         for line in self.raw("stat").splitlines():
             parts = line.split("|")
             if len(parts) == 2 and parts[1] == "absent":
-                out[parts[0]] = Stat(parts[0], False)
-            elif len(parts) >= 5:
-                out[parts[0]] = Stat(parts[0], True, int(parts[1], 8), parts[2], parts[3], parts[4])
+                out.setdefault(parts[0], [])
+            elif len(parts) >= 6:
+                out.setdefault(parts[0], []).append(Stat(parts[1], True, int(parts[2], 8), parts[3], parts[4], parts[5]))
         return out
 
+    def stats(self, pattern):
+        """Every file a path or glob asked for with request.add("stat", ...) matched (empty: none)."""
+        return self._stats[pattern]
+
     def stat(self, path):
-        return self._stats[path]
+        found = self._stats[path]
+        return found[0] if found else Stat(path, False)
 
     @functools.cached_property
     def packages(self):
@@ -232,16 +332,6 @@ class Facts:
             return {}
         return {fs["target"]: fs for fs in json.loads(text).get("filesystems", [])}
 
-    @functools.cached_property
-    def login_defs(self):
-        out = {}
-        for line in self.raw("login_defs").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line:
-                key, *value = line.split(None, 1)
-                out[key] = value[0].strip() if value else ""
-        return out
-
     def _table(self, name, width):
         rows = []
         for line in self.raw(name).splitlines():
@@ -273,3 +363,13 @@ def _parse_sysctl(lines):
         if sep:
             out[key.strip().replace("/", ".")] = " ".join(value.split())
     return out
+
+
+def register(name, snippet):
+    """Declare an extra fact section from a Python control module: `name` -> shell run as root.
+
+        facts.register("chrony_sources", "chronyc -n sources 2>&1")
+    """
+    if SECTIONS.get(name, snippet) != snippet:
+        raise ValueError(f"fact section {name!r} is already defined differently")
+    SECTIONS[name] = snippet

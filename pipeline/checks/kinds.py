@@ -11,7 +11,10 @@ The hardening script applies the same values (packer/scripts/hardening-cis.sh), 
 written once, in cis_checks/baseline.yaml.
 """
 
+import re
+
 from . import expect
+from .facts import CONFIG_SOURCES, GLOB_SAFE
 
 
 def _mapping_of_expectations(value, what):
@@ -33,6 +36,9 @@ def _list_of_names(value, what):
 class Kind:
     name = ""
     services = ()          # what a control of this kind touches (reported in JUnit and impact analysis)
+
+    def services_of(self, value):
+        return set(self.services)
 
     def validate(self, value):
         raise NotImplementedError
@@ -122,7 +128,7 @@ class Sshd(Kind):
 
 
 class Files(Kind):
-    """Ownership and permissions of files: mode is an upper bound (no more permissive than)."""
+    """Ownership and permissions of files (paths or globs): mode is an upper bound."""
     name, services = "files", ("filesystem",)
     FIELDS = {"mode", "owner", "group", "absent_ok"}
 
@@ -132,6 +138,8 @@ class Files(Kind):
         for path, want in value.items():
             if not str(path).startswith("/"):
                 return f"{path}: must be an absolute path"
+            if not GLOB_SAFE.match(str(path)):
+                return f"{path}: only letters, digits, _ . / * ? + @ : - are allowed in a path or glob"
             if not isinstance(want, dict) or not want or set(want) - self.FIELDS:
                 return f"{path}: must be a mapping with keys among {', '.join(sorted(self.FIELDS))}"
             mode = want.get("mode")
@@ -149,24 +157,29 @@ class Files(Kind):
 
     def evaluate(self, value, facts):
         findings = []
-        for path, want in value.items():
-            st = facts.stat(path)
-            if not st.exists:
-                if not want.get("absent_ok"):
-                    findings.append(f"{path} does not exist")
-                continue
-            if "mode" in want:
-                limit = int(want["mode"], 8)
-                extra = st.mode & ~limit & 0o7777
-                if extra:
-                    findings.append(f"{path} has mode {st.mode:04o}, more permissive than {limit:04o} "
-                                    f"(extra bits {extra:04o})")
-            for field in ("owner", "group"):
-                if field in want:
-                    allowed = want[field] if isinstance(want[field], list) else [want[field]]
-                    actual = getattr(st, field)
-                    if actual not in allowed:
-                        findings.append(f"{path} {field} is {actual}, expected {' or '.join(allowed)}")
+        for pattern, want in value.items():
+            matched = facts.stats(pattern)
+            if not matched and not want.get("absent_ok"):
+                findings.append(f"{pattern} does not exist")
+            for st in matched:
+                findings += self._judge(st, want)
+        return findings
+
+    @staticmethod
+    def _judge(st, want):
+        findings, path = [], st.path
+        if "mode" in want:
+            limit = int(want["mode"], 8)
+            extra = st.mode & ~limit & 0o7777
+            if extra:
+                findings.append(f"{path} has mode {st.mode:04o}, more permissive than {limit:04o} "
+                                f"(extra bits {extra:04o})")
+        for field in ("owner", "group"):
+            if field in want:
+                allowed = want[field] if isinstance(want[field], list) else [want[field]]
+                actual = getattr(st, field)
+                if actual not in allowed:
+                    findings.append(f"{path} {field} is {actual}, expected {' or '.join(allowed)}")
         return findings
 
 
@@ -252,7 +265,8 @@ class ServicesEnabled(Kind):
 
 
 class Mounts(Kind):
-    """Mount points: a separate filesystem, and the options it is mounted with."""
+    """Mount points: a separate filesystem (`separate: true`), and the options it must be mounted
+    with wherever it is a separate mount."""
     name, services = "mounts", ("filesystem",)
 
     def validate(self, value):
@@ -274,7 +288,8 @@ class Mounts(Kind):
         for target, want in value.items():
             fs = facts.mounts.get(target)
             if fs is None:
-                if want.get("separate") or want.get("options"):
+                # CIS: options apply "if a separate partition exists"; `separate: true` demands one.
+                if want.get("separate"):
                     findings.append(f"{target} is not a separate mount")
                 continue
             options = set((fs.get("options") or "").split(","))
@@ -284,24 +299,268 @@ class Mounts(Kind):
         return findings
 
 
-class LoginDefs(Kind):
-    name, services = "login_defs", ("accounts",)
+class Config(Kind):
+    """Settings as the program reads them: drop-ins merged, the last setting winning.
+
+    config: {journald: {Storage: persistent}, login_defs: {PASS_MAX_DAYS: {at_most: 365}}}
+    """
+    name, services = "config", ()
+    SERVICES = {"journald": "logging", "rsyslog": "logging", "auditd": "auditd", "pwquality": "pam",
+                "faillock": "pam", "login_defs": "accounts", "useradd": "accounts", "coredump": "kernel",
+                "chrony": "time"}
 
     def validate(self, value):
-        return _mapping_of_expectations(value, "login.defs keys")
+        if not isinstance(value, dict) or not value:
+            return "must be a mapping of configuration source to settings"
+        for source, settings in value.items():
+            if source not in CONFIG_SOURCES:
+                return f"unknown configuration source {source!r} (known: {', '.join(sorted(CONFIG_SOURCES))})"
+            reason = _mapping_of_expectations(settings, f"{source} keys")
+            if reason:
+                return f"{source}: {reason}"
+        return None
+
+    def services_of(self, value):
+        return {self.SERVICES[s] for s in value}
 
     def needs(self, value, request):
-        request.add("login_defs")
+        request.add("config", *value)
 
     def evaluate(self, value, facts):
         findings = []
-        for key, spec in value.items():
-            actual = facts.login_defs.get(key)
-            if not expect.check(actual, spec):
-                findings.append(f"/etc/login.defs {key} is {actual if actual is not None else 'unset'}, "
-                                f"expected {expect.describe(spec)}")
+        for source, settings in value.items():
+            effective = facts.config(source)
+            for key, spec in settings.items():
+                actual = effective.get(key)
+                if not expect.check(actual, spec):
+                    shown = "unset" if actual is None else ("set" if actual == "" else actual)
+                    findings.append(f"{source} {key} is {shown}, expected {expect.describe(spec)}")
         return findings
 
 
+class KernelCmdline(Kind):
+    """Kernel parameters of the running kernel (/proc/cmdline) and of every boot entry in grub.cfg."""
+    name, services = "kernel_cmdline", ("kernel",)
+
+    def validate(self, value):
+        return _mapping_of_expectations(value, "kernel parameters")
+
+    def needs(self, value, request):
+        request.add("cmdline")
+        request.add("grub_cfg")
+
+    @staticmethod
+    def _params(line):
+        out = {}
+        for word in line.split():
+            key, _, val = word.partition("=")
+            out[key] = val
+        return out
+
+    def evaluate(self, value, facts):
+        findings = []
+        running = self._params(facts.raw("cmdline"))
+        entries = [l.strip() for l in facts.raw("grub_cfg").splitlines() if l.strip().startswith("linux")]
+        if not entries:
+            findings.append("grub.cfg has no linux boot entries")
+        for key, spec in value.items():
+            if not expect.check(running.get(key), spec):
+                findings.append(f"the running kernel has {key}={running.get(key, '(unset)')}, expected "
+                                f"{expect.describe(spec)}")
+            bad = [e for e in entries if not expect.check(self._params(e).get(key), spec)]
+            if bad:
+                findings.append(f"{len(bad)} of {len(entries)} grub.cfg boot entries lack {key} "
+                                f"{expect.describe(spec)} (e.g. {bad[0][:120]})")
+        return findings
+
+
+def _pam_rules(facts):
+    """/etc/pam.d file name -> resolved rules [(type, control, module, args)], @include expanded."""
+    files = {path.rsplit("/", 1)[-1]: text for path, text in facts.files("pam").items()}
+
+    def resolve(name, depth=0):
+        rules = []
+        for line in files.get(name, "").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            if line.startswith("@include") and depth < 8:
+                rules += resolve(line.split()[1], depth + 1)
+                continue
+            words = line.split()
+            if words[0].startswith("-"):
+                words[0] = words[0][1:]
+            control = words[1]
+            rest = words[2:]
+            if control.startswith("["):        # [value=action ...] spans words until the closing bracket
+                while not control.endswith("]") and rest:
+                    control += " " + rest.pop(0)
+            if rest:
+                rules.append((words[0], control, rest[0].rsplit("/", 1)[-1], rest[1:]))
+        return rules
+    return {name: resolve(name) for name in files}
+
+
+class Pam(Kind):
+    """PAM rules in the stacks as PAM resolves them (@include expanded).
+
+    pam:
+      common-password:
+        - {type: password, module: pam_unix.so, args: {use_authtok: true, nullok: false}}
+        - {type: auth, module: pam_faillock.so, args: {preauth: true}, match: any}
+
+    args: true = present, false = absent, otherwise the value of key=value. Every rule of that
+    type and module must satisfy the args (`match: any`: at least one must); `present: false`
+    requires there be no such rule.
+    """
+    name, services = "pam", ("pam",)
+    FIELDS = {"type", "module", "args", "match", "present"}
+
+    def validate(self, value):
+        if not isinstance(value, dict) or not value:
+            return "must be a mapping of /etc/pam.d file name to a list of rules"
+        for name, rules in value.items():
+            if not isinstance(rules, list) or not rules:
+                return f"{name}: must be a list of rules"
+            for rule in rules:
+                if not isinstance(rule, dict) or set(rule) - self.FIELDS or not {"type", "module"} <= set(rule):
+                    return f"{name}: each rule needs type and module (fields: {', '.join(sorted(self.FIELDS))})"
+                if rule["type"] not in ("auth", "account", "password", "session"):
+                    return f"{name}: type must be auth, account, password or session"
+                if rule.get("match", "all") not in ("all", "any"):
+                    return f"{name}: match must be all or any"
+                for arg, spec in (rule.get("args") or {}).items():
+                    reason = None if isinstance(spec, bool) else expect.validate(spec)
+                    if reason:
+                        return f"{name}: {rule['module']} {arg}: {reason}"
+        return None
+
+    def needs(self, value, request):
+        request.add("pam")
+
+    @staticmethod
+    def _arg_ok(args, name, spec):
+        values = {a.partition("=")[0]: a.partition("=")[2] for a in args}
+        if spec is True:
+            return name in values
+        if spec is False:
+            return name not in values
+        return expect.check(values.get(name), spec)
+
+    def evaluate(self, value, facts):
+        stacks = _pam_rules(facts)
+        findings = []
+        for name, rules in value.items():
+            if name not in stacks:
+                findings.append(f"/etc/pam.d/{name} does not exist")
+                continue
+            for rule in rules:
+                found = [r for r in stacks[name] if r[0] == rule["type"] and r[2] == rule["module"]]
+                what = f"/etc/pam.d/{name}: {rule['type']} {rule['module']}"
+                if rule.get("present", True) is False:
+                    if found:
+                        findings.append(f"{what} is used ({' '.join(found[0][3])}), expected absent")
+                    continue
+                if not found:
+                    findings.append(f"{what} is not in the stack")
+                    continue
+                args = rule.get("args") or {}
+                good = [r for r in found if all(self._arg_ok(r[3], a, s) for a, s in args.items())]
+                if (rule.get("match", "all") == "all" and len(good) != len(found)) or not good:
+                    bad = next(r for r in found if r not in good) if good != found else found[0]
+                    want = ", ".join(f"{a}" if s is True else f"no {a}" if s is False else f"{a} {expect.describe(s)}"
+                                     for a, s in args.items())
+                    findings.append(f"{what} has args [{' '.join(bad[3])}], expected {want}")
+        return findings
+
+
+def _audit_normal(rule):
+    words = rule.split()
+    out, i = [], 0
+    while i < len(words):       # `-k key` and `-F key=key` are the same rule; auditctl -l prints the latter
+        if words[i] == "-k" and i + 1 < len(words):
+            out += ["-F", f"key={words[i + 1]}"]
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out)
+
+
+class AuditRules(Kind):
+    """Audit rules, loaded in the kernel (`auditctl -l`) and on disk for the next boot (rules.d)."""
+    name, services = "audit_rules", ("auditd",)
+
+    def validate(self, value):
+        return _list_of_names(value, "audit rules in auditctl -l form")
+
+    def needs(self, value, request):
+        request.add("audit_loaded")
+        request.add("audit_files")
+
+    def evaluate(self, value, facts):
+        loaded = {_audit_normal(l) for l in facts.lines("audit_loaded")}
+        on_disk = {_audit_normal(l.strip()) for text in facts.files("audit_files").values()
+                   for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")}
+        findings = []
+        for rule in value:
+            norm = _audit_normal(rule)
+            if norm not in loaded:
+                findings.append(f"audit rule not loaded: {rule}")
+            if norm not in on_disk:
+                findings.append(f"audit rule not in /etc/audit/rules.d: {rule}")
+        return findings
+
+
+class Banners(Kind):
+    """Login banners: exactly the company text, and nothing that tells an attacker the OS or kernel."""
+    name, services = "banners", ("accounts",)
+    LEAKS = re.compile(r"\\[mrsv]|debian|linux|bookworm", re.I)
+
+    def validate(self, value):
+        if not isinstance(value, dict) or not value or not all(
+                str(p).startswith("/") and isinstance(t, str) and t.strip() for p, t in value.items()):
+            return "must be a mapping of absolute path to non-empty banner text"
+        return None
+
+    def needs(self, value, request):
+        request.add("content", *value)
+
+    def evaluate(self, value, facts):
+        findings = []
+        for path, text in value.items():
+            actual = facts.content(path)
+            if actual is None:
+                findings.append(f"{path} does not exist")
+                continue
+            if actual.strip() != text.strip():
+                findings.append(f"{path} is not the company banner (starts: {actual.strip()[:60]!r})")
+            leak = self.LEAKS.search(actual)
+            if leak:
+                findings.append(f"{path} discloses the system ({leak.group(0)!r})")
+        return findings
+
+
+class Params(Kind):
+    """Named values for a logic-shaped control (its Python test and hardening function read them)."""
+    name, services = "params", ()
+
+    def validate(self, value):
+        if not isinstance(value, dict) or not value:
+            return "must be a non-empty mapping of parameter name to value"
+        for key, v in value.items():
+            if not isinstance(v, (str, int, bool, list)):
+                return f"{key}: must be a value or a list of values"
+        return None
+
+    def needs(self, value, request):
+        pass
+
+    def evaluate(self, value, facts):
+        return []
+
+
 KINDS = {k.name: k for k in (Sysctl(), KernelModules(), Sshd(), Files(), PackagesAbsent(), PackagesPresent(),
-                             ServicesNotInUse(), ServicesEnabled(), Mounts(), LoginDefs())}
+                             ServicesNotInUse(), ServicesEnabled(), Mounts(), Config(), KernelCmdline(), Pam(),
+                             AuditRules(), Banners(), Params())}
+EVALUATED = {name for name in KINDS if name != "params"}

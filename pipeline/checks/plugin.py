@@ -34,6 +34,20 @@ def control(cis_id, *, violate, needs=(), services=()):
     return pytest.mark.cis(cis_id, violate=violate, needs=tuple(needs), services=tuple(services))
 
 
+def findings_for(values, facts):
+    """What the data kinds of a baseline entry find wrong in the facts (empty: compliant)."""
+    findings = []
+    for kind_name, value in values.items():
+        findings += KINDS[kind_name].evaluate(value, facts)
+    return findings
+
+
+def require(findings):
+    """End a Python control: fail with every finding listed, or pass if there is none."""
+    if findings:
+        raise ControlFailed(list(findings))
+
+
 class ControlFailed(AssertionError):
     def __init__(self, findings):
         super().__init__("\n".join(findings))
@@ -110,7 +124,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "level1: a CIS Level 1 control")
     config.addinivalue_line("markers", "level2: a CIS Level 2 (only) control")
     for name in sorted({s for k in KINDS.values() for s in k.services} | {"sshd", "auditd", "pam", "network",
-                                                                         "cron", "logging", "time"}):
+                                                                         "cron", "logging", "time", "accounts",
+                                                                         "firewall", "boot", "apparmor"}):
         config.addinivalue_line("markers", f"{name}: controls touching {name}")
     try:
         config.stash[STATE] = State(config)
@@ -201,29 +216,34 @@ class CheckItem(pytest.Item):
         self.cis_id = row.id
         self.add_marker(pytest.mark.cis(row.id, violate=row.violate, needs=(), services=row.services))
 
-    def fact_request(self, baseline):
-        req = Request()
-        for kind_name, value in baseline.values(self.cis_id).items():
-            KINDS[kind_name].needs(value, req)
-        return req
-
     def runtest(self):
         state = self.config.stash[STATE]
         facts = state.facts_for(state.host(self.config, self.hostspec))
-        findings = []
-        for kind_name, value in state.baseline.values(self.cis_id).items():
-            findings += KINDS[kind_name].evaluate(value, facts)
+        findings = findings_for(state.baseline.values(self.cis_id), facts)
         if findings:
             raise ControlFailed(findings)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ControlFailed):
-            rec = self.config.stash[STATE].catalogue[self.cis_id]
-            return f"CIS {rec.id} {rec.title}:\n" + "\n".join(f"  - {f}" for f in excinfo.value.findings)
+            return _describe_failure(self.config, self.cis_id, excinfo.value)
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
         return self.path, self.row.line - 1, f"CIS {self.cis_id}"
+
+
+def _describe_failure(config, cis_id, failure):
+    rec = config.stash[STATE].catalogue[cis_id]
+    return f"CIS {rec.id} {rec.title}:\n" + "\n".join(f"  - {f}" for f in failure.findings)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Python controls that end with require(findings) report like check-file rows: the findings.
+    if call.excinfo is not None and isinstance(call.excinfo.value, ControlFailed) and not isinstance(item, CheckItem):
+        mark = _cis_mark(item)
+        if mark:
+            call.excinfo.value.args = (_describe_failure(item.config, mark.args[0], call.excinfo.value),)
 
 
 def _cis_mark(item):
@@ -250,17 +270,16 @@ def pytest_collection_modifyitems(session, config, items):
         rec = state.catalogue[cis_id]
         services = set(mark.kwargs.get("services") or ())
         for kind_name, value in state.baseline.values(cis_id).items():
-            services.update(KINDS[kind_name].services)
+            services.update(KINDS[kind_name].services_of(value))
         item.add_marker("level1" if rec.level == 1 else "level2")
         for s in sorted(services):
             item.add_marker(s)
         item.user_properties += [("cis_id", cis_id), ("title", rec.title), ("level", str(rec.level)),
                                  ("section", rec.section), ("services", ",".join(sorted(services)))]
-        if isinstance(item, CheckItem):
-            state.request.merge(item.fact_request(state.baseline))
-        else:
-            for section in mark.kwargs.get("needs") or ():
-                state.request.add(*section) if isinstance(section, tuple) else state.request.add(section)
+        for kind_name, value in state.baseline.values(cis_id).items():
+            KINDS[kind_name].needs(value, state.request)
+        for section in mark.kwargs.get("needs") or ():
+            state.request.add(*section) if isinstance(section, tuple) else state.request.add(section)
         keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
