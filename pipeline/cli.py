@@ -138,6 +138,30 @@ def cmd_run(args):
     return 0 if entry else 1
 
 
+def cmd_catalogue(args):
+    from .checks.catalogue import Catalogue
+    from .checks.coverage import coverage, summary
+    baseline = Baseline.load()
+    if args.role not in baseline.roles:
+        raise GoldenError(f"unknown role {args.role!r} (known: {', '.join(baseline.roles)})", field="--role")
+    rows = coverage(args.role, args.level, baseline)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['id']:<11} L{r['level']}  {r['status']:<12} {r['title']}")
+    by_chapter, by_level = summary(rows)
+    statuses = ["checked", "manual", "not yet", "not adopted", "above level"]
+    sections = Catalogue.load().sections
+    print(f"\nrole {args.role}, level {args.level or baseline.level_for(args.role)}")
+    print(f"{'section':<40}" + "".join(f"{s:>13}" for s in statuses))
+    for chapter in sorted(by_chapter, key=int):
+        print(f"{chapter + ' ' + sections.get(chapter, ''):<40}" + "".join(f"{by_chapter[chapter][s]:>13}" for s in statuses))
+    for level in sorted(by_level):
+        print(f"{'level ' + str(level):<40}" + "".join(f"{by_level[level][s]:>13}" for s in statuses))
+    return 0
+
+
 def build_parser():
     env = os.environ.get
     common = argparse.ArgumentParser(add_help=False)
@@ -179,6 +203,11 @@ def build_parser():
     sp = add("list", cmd_list, "list published images", [common])
     sp.add_argument("--json", action="store_true")
     add("report", cmd_report, "render a run's report.html", [common, run_opt])
+    sp = add("catalogue", cmd_catalogue, "every CIS recommendation with its status (checked, manual, not yet, "
+             "not adopted, above level), and counts per section and level", [])
+    sp.add_argument("--role", default="general-purpose", help="role whose adoption and level apply")
+    sp.add_argument("--level", type=int, choices=(1, 2), help="level (default: the role's)")
+    sp.add_argument("--json", action="store_true", help="a JSON list of objects (id, title, level, section, status, ...)")
     return p
 
 
@@ -197,6 +226,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("golden: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:      # output piped into head and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

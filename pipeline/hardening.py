@@ -30,14 +30,19 @@ def script_version(path=SCRIPT):
     return m.group(1)
 
 
-def resolve_script(version, work_dir):
-    """The hardening script to run: the working tree's, or a released one from git tag hardening-vX.Y.Z."""
-    current = script_version()
+def resolve_script(version, work_dir, repo=ROOT):
+    """The hardening script to run: the working tree's, or a released one from git tag hardening-vX.Y.Z.
+
+    Releasing a hardening version is tagging the commit: `git tag hardening-v1.1.0`. A spec pins an
+    earlier one with `hardening: {version: 1.0.0}` (the rollback path).
+    """
+    script = os.path.join(repo, os.path.relpath(SCRIPT, ROOT))
+    current = script_version(script)
     if version in ("current", current):
-        return SCRIPT, current
+        return script, current
     tag = f"{TAG_PREFIX}{version}"
     rel = os.path.relpath(SCRIPT, ROOT)
-    proc = subprocess.run(["git", "-C", ROOT, "show", f"{tag}:{rel}"], capture_output=True, text=True)
+    proc = subprocess.run(["git", "-C", repo, "show", f"{tag}:{rel}"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise GoldenError(f"hardening version {version} is not released: no git tag {tag} with {rel} "
                           f"({proc.stderr.strip() or 'git failed'})", field="hardening.version")

@@ -185,7 +185,41 @@ def pytest_collect_file(file_path, parent):
     state = parent.config.stash[STATE]
     if checkfile.is_check_file(file_path) and file_path.parent.name == "cis_checks":
         return CheckFile.from_parent(parent, path=file_path, state=state)
+    if str(file_path) == state.catalogue.path:
+        return CatalogueFile.from_parent(parent, path=file_path, state=state)
     return None
+
+
+class CatalogueFile(pytest.File):
+    """Recommendations with no check (manual ones, and automated ones not written yet) are reported
+    as skipped tests, so the JUnit lists the whole catalogue and nothing is silently dropped."""
+
+    def __init__(self, *, state, **kw):
+        super().__init__(**kw)
+        self.state = state
+
+    def collect(self):
+        defined = scenarios.collect(catalogue=self.state.catalogue, baseline=self.state.baseline)
+        for rec in self.state.catalogue:
+            if rec.id in defined:
+                continue
+            reason = ("manual: reviewed by hand, not tested" if rec.assessment == "manual"
+                      else "not yet automated: no check written")
+            yield UncheckedItem.from_parent(self, name=rec.id, cis_id=rec.id, reason=reason)
+
+
+class UncheckedItem(pytest.Item):
+    def __init__(self, *, cis_id, reason, **kw):
+        super().__init__(**kw)
+        self.cis_id = cis_id
+        self.reason = reason
+        self.add_marker(pytest.mark.cis(cis_id, violate=None, needs=(), services=()))
+
+    def runtest(self):
+        pytest.skip(self.reason)
+
+    def reportinfo(self):
+        return self.path, None, f"CIS {self.cis_id} ({self.reason.split(':')[0]})"
 
 
 class CheckFile(pytest.File):
@@ -262,7 +296,7 @@ def pytest_collection_modifyitems(session, config, items):
         cis_id = mark.args[0]
         if cis_id not in state.catalogue:
             raise pytest.UsageError(f"{item.nodeid}: unknown CIS id {cis_id!r} (not in the catalogue)")
-        if not isinstance(item, CheckItem):
+        if not isinstance(item, (CheckItem, UncheckedItem)):
             state.define(cis_id, item.nodeid.split("[")[0])
         if not state.selected(cis_id):
             drop.append(item)
@@ -276,6 +310,9 @@ def pytest_collection_modifyitems(session, config, items):
             item.add_marker(s)
         item.user_properties += [("cis_id", cis_id), ("title", rec.title), ("level", str(rec.level)),
                                  ("section", rec.section), ("services", ",".join(sorted(services)))]
+        if isinstance(item, UncheckedItem):
+            keep.append(item)
+            continue
         for kind_name, value in state.baseline.values(cis_id).items():
             KINDS[kind_name].needs(value, state.request)
         for section in mark.kwargs.get("needs") or ():

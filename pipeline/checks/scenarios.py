@@ -1,8 +1,10 @@
 """Violation scenarios: each control's `violate` script, run as root on a throwaway candidate to
 prove that the control's check fails (ComplianceAsCode's *.fail.sh, kept beside the check).
 
-    found = collect()                                # {cis id: Scenario}
+    found = collect()                                # every defined check: {cis id: Scenario}
     failed = apply(runner, [found[i] for i in ids])  # runner(script) -> (exit code, stdout, stderr)
+
+collect() is also the registry of which recommendations have a check (`golden catalogue`).
 
 Helpers the scripts can call live in cis_checks/scenarios.sh.
 """
@@ -25,7 +27,7 @@ APPLY_MARK = "@@golden-scenario@@"
 class Scenario:
     id: str
     script: str
-    where: str
+    where: str          # file:line of a check-file row, or module::function of a Python control
 
 
 def _python_controls(path):
