@@ -44,7 +44,7 @@ def cmd_build(args):
     from .stages import preflight
     spec = _spec(args)
     log = Progress("build")
-    preflight(spec, args.cache)
+    skipped = preflight(spec, args.cache, args.exceptions)
     store = Store(args.store)
     run = Run.create(args.runs_dir, spec, taken=store.versions())
     log(f"run {run.version} in {run.dir}")
@@ -52,7 +52,7 @@ def cmd_build(args):
         base = ensure_base(spec.base, args.cache, log)
         run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
     with run.stage("build", log):
-        info = build(spec, run, base, Baseline.load(), cache_dir=args.cache, log=log)
+        info = build(spec, run, base, Baseline.load(), cache_dir=args.cache, log=log, skipped=skipped)
     print(json.dumps({"version": run.version, "run_dir": run.dir, "artifact": info["path"], "sha256": info["sha256"]},
                      indent=2))
 
@@ -85,7 +85,7 @@ def cmd_test(args):
     log = Progress("test")
     with run.stage("test", log) as outcome:
         result = test_candidate(run, spec, cache_dir=args.cache, log=log, workers=args.workers,
-                                extra_args=args.pytest_args)
+                                extra_args=args.pytest_args, exception_paths=args.exceptions)
         if result["exit_code"] != 0:
             outcome["status"] = "failed"
     print(json.dumps(result | {"command": " ".join(result["command"])}, indent=2))
@@ -93,10 +93,17 @@ def cmd_test(args):
 
 
 def cmd_gate(args):
+    import datetime as dt
+    from .checks.exceptions import parse_date
     from .gate import decide
     run = _run_for(args)
-    record = decide(run)
-    print(json.dumps({k: record[k] for k in ("version", "decision", "reasons", "counts")}, indent=2))
+    now = None
+    if args.as_of:
+        day = parse_date(args.as_of, "--as-of")
+        now = dt.datetime.combine(day, dt.time(12, 0), tzinfo=dt.timezone.utc)
+    record = decide(run, now=now)
+    print(json.dumps({k: record[k] for k in ("version", "decision", "reasons", "counts", "waived", "as_of")},
+                     indent=2))
     return 0 if record["decision"] == "pass" else 1
 
 
@@ -130,7 +137,7 @@ def cmd_run(args):
     spec = _spec(args)
     log = Progress("run")
     run, record, entry = run_pipeline(spec, runs_root=args.runs_dir, store=Store(args.store), cache_dir=args.cache,
-                                      log=log, workers=args.workers)
+                                      log=log, workers=args.workers, exception_paths=args.exceptions)
     summary = {"version": run.version, "run_dir": run.dir, "decision": record["decision"],
                "reasons": record["reasons"], "counts": record["counts"], "published": entry is not None,
                "timings": run.timings()}
@@ -162,6 +169,45 @@ def cmd_catalogue(args):
     return 0
 
 
+def cmd_exceptions_check(args):
+    from .checks import exceptions
+    from .gate import parse_junit
+    from .spec import known_images
+    baseline = Baseline.load()
+    as_of = exceptions.parse_date(args.as_of, "--as-of") if args.as_of else exceptions.utc_today()
+    images = known_images(baseline=baseline)
+    excs = exceptions.load(args.paths or [exceptions.DEFAULT_DIR], baseline, images, today=as_of)
+    results = None
+    if args.run:
+        run = _run_for(args)
+        results = {}
+        for case in parse_junit(run.path("junit.xml")):
+            cis_id = case["properties"].get("cis_id")
+            if cis_id:
+                results[cis_id] = case["status"]
+    review = exceptions.review(excs, baseline, as_of, images, results, soon_days=args.soon)
+    if args.json:
+        print(json.dumps(dict(review, as_of=as_of.isoformat(), count=len(excs)), indent=2))
+    else:
+        print(f"{len(excs)} exception(s) valid as of {as_of} (UTC)")
+        titles = {"active": "active", "expiring": f"expiring within {args.soon} days (remind the owners)",
+                  "expired": "EXPIRED (each fails the gate of every image in its scope)",
+                  "stale": "stale (renew the control or delete the exception)"}
+        for group in ("expired", "expiring", "stale", "active"):
+            if review[group]:
+                print(f"\n{titles[group]}:")
+            for e in review[group]:
+                extra = f"; {e['stale_because']}" if group == "stale" else ""
+                print(f"  {e['id']:<16} CIS {','.join(e['controls']):<22} owner {e['owner']:<28} "
+                      f"expires {e['expires']} ({e['days_left']:+d} d){extra}  [{e['file']}]")
+    if review["expired"]:
+        return 1
+    if args.strict and review["stale"]:
+        print("golden: error: stale exceptions with --strict", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser():
     env = os.environ.get
     common = argparse.ArgumentParser(add_help=False)
@@ -177,6 +223,9 @@ def build_parser():
     run_opt.add_argument("--run", required=True, help="run directory, or version such as golden-linux-2026.11.26+1")
     workers = argparse.ArgumentParser(add_help=False)
     workers.add_argument("--workers", type=int, default=2, help="pytest-xdist workers (default: 2)")
+    exc_opt = argparse.ArgumentParser(add_help=False)
+    exc_opt.add_argument("--exceptions", action="append", metavar="PATH",
+                         help="exception file or directory (repeatable; default: cis_checks/exceptions)")
 
     p = argparse.ArgumentParser(prog="golden", description="Golden-image pipeline: build, boot, test, gate, publish.")
     p.add_argument("--version", action="version", version=f"golden {__version__}")
@@ -188,21 +237,36 @@ def build_parser():
         return sp
 
     add("run", cmd_run, "all stages: base, build, boot, test, gate, report, publish if passed",
-        [common, spec_opt, workers])
+        [common, spec_opt, workers, exc_opt])
     sp = add("base", cmd_base, "build (or reuse from cache) the base image of a spec", [common, spec_opt])
     sp.add_argument("--rebuild", action="store_true", help="ignore the cache and build again")
-    add("build", cmd_build, "new run: build the candidate with Packer", [common, spec_opt])
+    add("build", cmd_build, "new run: build the candidate with Packer", [common, spec_opt, exc_opt])
     sp = add("boot", cmd_boot, "boot an image or a run's candidate (ephemeral overlay) until Ctrl-C", [common])
     sp.add_argument("image", help="a qcow2 file, or a run (directory or version)")
     sp.add_argument("--workdir", help="where keys and console log go")
     sp = add("test", cmd_test, "boot a run's candidate and run the suite (JUnit into the run)",
-             [common, spec_opt, run_opt, workers])
+             [common, spec_opt, run_opt, workers, exc_opt])
     sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
-    add("gate", cmd_gate, "decide pass/fail from a run's evidence; writes gate.json", [common, run_opt])
+    sp = add("gate", cmd_gate, "decide pass/fail from a run's evidence; writes gate.json", [common, run_opt])
+    sp.add_argument("--as-of", metavar="YYYY-MM-DD", help="judge exception expiry on this UTC day (default: now)")
     add("publish", cmd_publish, "publish a run's candidate if its gate passed", [common, run_opt])
     sp = add("list", cmd_list, "list published images", [common])
     sp.add_argument("--json", action="store_true")
     add("report", cmd_report, "render a run's report.html", [common, run_opt])
+    exc = sub.add_parser("exceptions", help="exceptions to the baseline (why, owner, expiry)",
+                         description="exceptions to the baseline (why, owner, expiry)")
+    exc_sub = exc.add_subparsers(dest="exceptions_command", required=True, metavar="ACTION")
+    sp = exc_sub.add_parser("check", parents=[common],
+                            help="validate exception files; list active, expiring, expired and stale ones",
+                            description="validate exception files; list active, expiring, expired and stale "
+                                        "ones. Exit 1 if any expired (or, with --strict, any stale).")
+    sp.set_defaults(func=cmd_exceptions_check)
+    sp.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: cis_checks/exceptions)")
+    sp.add_argument("--as-of", metavar="YYYY-MM-DD", help="judge expiry on this UTC day (default: today)")
+    sp.add_argument("--soon", type=int, default=30, metavar="DAYS", help="'expiring' horizon (default: 30)")
+    sp.add_argument("--run", help="also call stale the exceptions whose controls all passed in this run")
+    sp.add_argument("--strict", action="store_true", help="stale exceptions are an error")
+    sp.add_argument("--json", action="store_true")
     sp = add("catalogue", cmd_catalogue, "every CIS recommendation with its status (checked, manual, not yet, "
              "not adopted, above level), and counts per section and level", [])
     sp.add_argument("--role", default="general-purpose", help="role whose adoption and level apply")

@@ -43,6 +43,8 @@ def parse_junit(path):
                     status = {"error": "error", "failure": "failed", "skipped": "skipped"}[tag]
                     message = (el.get("message") or "") + ("\n" + el.text if el.text else "")
                     break
+            if status == "skipped" and props.get("outcome") == "waived":
+                status = "waived"
             cases.append({"name": case.get("name", ""), "classname": case.get("classname", ""),
                           "status": status, "message": message.strip()[:2000], "properties": props,
                           "time": float(case.get("time") or 0)})
@@ -56,8 +58,12 @@ def parse_junit(path):
 
 
 def decide(run, *, now=None):
-    """Read the run's evidence, decide, write gate.json; returns the record."""
+    """Read the run's evidence, decide, write gate.json; returns the record.
+
+    `now` (UTC) is the clock exceptions expire against: `golden gate --as-of DATE` sets it.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
+    as_of = now.date()
     reasons, cases, junit_files = [], [], []
     artifact = read_json(run.path("artifact.json"), "artifact record") if os.path.exists(
         run.path("artifact.json")) else None
@@ -101,9 +107,31 @@ def decide(run, *, now=None):
         except JUnitError as exc:
             reasons.append(str(exc))
 
-    counts = {s: sum(1 for c in cases if c["status"] == s) for s in ("passed", "failed", "error", "skipped")}
+    waivers = {}
+    if os.path.exists(run.path("exceptions.json")):
+        snapshot = read_json(run.path("exceptions.json"), "exceptions snapshot")
+        waivers = {e["id"]: e for e in snapshot.get("exceptions", [])}
+        for e in waivers.values():
+            if dt.date.fromisoformat(e["expires"]) < as_of:
+                reasons.append(f"exception {e['id']} (owner {e['owner']}) for CIS {', '.join(e['controls'])} "
+                               f"expired on {e['expires']}")
+    waived = []
+    for c in cases:
+        if c["status"] != "waived":
+            continue
+        p = c["properties"]
+        exc = waivers.get(p.get("waiver_id"))
+        if exc is None or dt.date.fromisoformat(exc["expires"]) < as_of:
+            c["status"] = "failed"        # a waiver that no longer holds is a failure again
+            c["message"] = f"waiver {p.get('waiver_id')} no longer holds on {as_of}: {c['message']}"
+            continue
+        waived.append({"name": c["name"], "cis_id": p.get("cis_id"), "title": p.get("title"),
+                       "waiver": {k: exc.get(k) for k in ("id", "why", "owner", "approved_by", "ticket", "expires")},
+                       "found": c["message"]})
+
+    counts = {s: sum(1 for c in cases if c["status"] == s) for s in ("passed", "failed", "error", "skipped", "waived")}
     counts["total"] = len(cases)
-    if paths and counts["passed"] + counts["failed"] + counts["error"] == 0:
+    if paths and counts["passed"] + counts["failed"] + counts["error"] + counts["waived"] == 0:
         reasons.append("zero tests ran")
     failures = [{"name": f"{c['classname']}::{c['name']}".strip(":"), "status": c["status"],
                  "cis_id": c["properties"].get("cis_id"), "title": c["properties"].get("title"),
@@ -121,8 +149,10 @@ def decide(run, *, now=None):
         "reasons": reasons,
         "counts": counts,
         "failures": failures,
+        "waived": waived,
         "junit": junit_files,
         "decided_at": now.isoformat(timespec="seconds"),
+        "as_of": as_of.isoformat(),
     }
     write_json_atomic(run.path("gate.json"), record)
     return record

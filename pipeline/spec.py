@@ -13,6 +13,7 @@ from .checks.baseline import Baseline
 from .version import NAME_RE
 
 TARGETS = ("qemu", "amazon-ebs")
+IMAGES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "images")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 HARDENING_VERSION_RE = re.compile(r"^(current|\d+\.\d+\.\d+)$")
 
@@ -120,3 +121,13 @@ def _agent(doc, raw, i):
         raise f.error("probe", f"unknown probe field (allowed: {', '.join(sorted(allowed))})")
     f.done()
     return Agent(name, packages, service, dict(probe))
+
+
+def known_images(directory=IMAGES_DIR, baseline=None):
+    """Image specs of the repository: {name: role} (exception scopes name images by these names)."""
+    import glob
+    out = {}
+    for path in sorted(glob.glob(os.path.join(directory, "*.yaml"))):
+        spec = ImageSpec.load(path, baseline)
+        out[spec.name] = spec.role
+    return out

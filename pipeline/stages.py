@@ -15,24 +15,39 @@ from .checks.baseline import Baseline
 from .errors import GoldenError
 from .gate import decide
 from .rundir import Run
-from .suite import run_suite
+from .suite import load_exceptions, run_suite
 from .util import require_tool
 
 TOOLS = (("packer", "packer"), ("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
          ("xorriso", "xorriso"))
 
 
-def preflight(spec, cache_dir):
-    """Everything that can be known wrong before a run directory exists: tools, the base image."""
+def preflight(spec, cache_dir, exception_paths=None):
+    """Everything that can be known wrong before a run directory exists: tools, the base image,
+    exception files. Returns the exceptions in the image's scope, keyed by the controls they cover."""
     for tool, package in TOOLS:
         require_tool(tool, package)
+    _, relevant = load_exceptions(spec, exception_paths)
     base_preflight(spec.base, cache_dir)
+    return skipped_controls(relevant, spec)
 
 
-def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=True):
+def skipped_controls(relevant, spec):
+    """Controls the hardening leaves alone: {cis id: exception id}."""
+    from .checks.catalogue import Catalogue
+    from .checks.exceptions import covering
+    out = {}
+    for rec in Catalogue.load():
+        exc = covering(relevant, rec.id, spec.role, spec.name)
+        if exc:
+            out[rec.id] = exc.id
+    return out
+
+
+def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=True, exception_paths=None):
     """Returns (run, gate record, store entry or None)."""
     baseline = Baseline.load()
-    preflight(spec, cache_dir)
+    skipped = preflight(spec, cache_dir, exception_paths)
     run = Run.create(runs_root, spec, taken=store.versions())
     log(f"run {run.version} in {run.dir}")
     try:
@@ -40,12 +55,12 @@ def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=T
             base = ensure_base(spec.base, cache_dir, log)
             run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
         with run.stage("build", log):
-            build(spec, run, base, baseline, cache_dir=cache_dir, log=log)
+            build(spec, run, base, baseline, cache_dir=cache_dir, log=log, skipped=skipped)
         with contextlib.ExitStack() as stack:
             with run.stage("boot", log):
                 cand = stack.enter_context(booted(run.artifact, run.path("boot"), cache_dir=cache_dir, log=log))
             with run.stage("test", log) as outcome:
-                result = run_suite(run, cand.hostspec, spec, log, workers)
+                result = run_suite(run, cand.hostspec, spec, log, workers, exception_paths=exception_paths)
                 if result["exit_code"] != 0:
                     outcome["status"] = "failed"
             stack.close()     # stop the VM and verify the artifact digest before the gate reads it

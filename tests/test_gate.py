@@ -12,7 +12,7 @@ def test_passing_run_passes_and_binds_the_digest(tmp_path):
     run = make_run(tmp_path)
     record = decide(run)
     assert record["decision"] == "pass", record["reasons"]
-    assert record["counts"] == {"passed": 2, "failed": 0, "error": 0, "skipped": 0, "total": 2}
+    assert record["counts"] == {"passed": 2, "failed": 0, "error": 0, "skipped": 0, "waived": 0, "total": 2}
     on_disk = json.loads(open(run.path("gate.json")).read())
     assert on_disk["artifact"]["sha256"] == json.loads(open(run.path("artifact.json")).read())["sha256"]
     assert require_pass(run.path("gate.json"), run.artifact)[0]["decision"] == "pass"

@@ -32,13 +32,14 @@ class Control:
 
 
 class Baseline:
-    def __init__(self, path, roles, controls, catalogue, digest, parameters):
+    def __init__(self, path, roles, controls, catalogue, digest, parameters, exception_horizon_days=180):
         self.path = path
         self.roles = roles                # name -> {"level": int, "description": str}
         self.controls = controls          # id -> Control (every catalogue recommendation)
         self.catalogue = catalogue
         self.sha256 = digest
         self.parameters = parameters      # named site parameters (not tied to one control)
+        self.exception_horizon_days = exception_horizon_days
 
     @classmethod
     def load(cls, path=DEFAULT_PATH, catalogue=None):
@@ -66,6 +67,12 @@ def _load(path, catalogue):
     top.get("benchmark", str, required=True)
     roles_raw = top.get("roles", dict, required=True)
     params = top.get("parameters", dict, default={})
+    policy = top.sub("exception_policy")
+    horizon = 180
+    if policy:
+        horizon = policy.get("horizon_days", int, default=180,
+                             check=lambda v: None if 1 <= v <= 3650 else "must be between 1 and 3650")
+        policy.done()
     controls_raw = top.get("controls", dict, required=True)
     top.done()
     roles = {}
@@ -105,4 +112,4 @@ def _load(path, catalogue):
             f.seen.add(kind_name)
             c.values[kind_name] = entry[kind_name]
         f.done()
-    return Baseline(path, roles, controls, catalogue, digest, params)
+    return Baseline(path, roles, controls, catalogue, digest, params, horizon)

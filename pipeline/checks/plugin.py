@@ -20,13 +20,14 @@ import testinfra
 
 from .. import boot, seed
 from ..errors import GoldenError
-from . import checkfile, scenarios
+from . import checkfile, exceptions, scenarios
 from .baseline import Baseline
 from .catalogue import Catalogue, id_key
 from .facts import Facts, Request
 from .kinds import KINDS
 
 STATE = pytest.StashKey()
+WAIVER = pytest.StashKey()
 
 
 def control(cis_id, *, violate, needs=(), services=()):
@@ -66,6 +67,11 @@ class State:
         self.role = opt.golden_role
         self.level = opt.golden_level or self.baseline.level_for(self.role)
         self.controls = [g.strip() for g in (opt.golden_controls or "").split(",") if g.strip()]
+        self.image_name = opt.golden_image_name
+        self.as_of = exceptions.parse_date(opt.golden_as_of, "--as-of") if opt.golden_as_of else exceptions.utc_today()
+        from ..spec import known_images
+        paths = [p for p in (opt.golden_exceptions or exceptions.DEFAULT_DIR).split(",") if p]
+        self.exceptions = exceptions.load(paths, self.baseline, known_images(baseline=self.baseline), today=self.as_of)
         self.defined = {}                  # cis id -> where its check is defined
         self.request = Request()
         self.facts = {}                    # host id -> Facts
@@ -112,6 +118,12 @@ def pytest_addoption(parser):
     group.addoption("--controls", dest="golden_controls", metavar="GLOBS",
                     help="only these CIS ids, comma-separated globs such as 5.1.*")
     group.addoption("--baseline", dest="golden_baseline", metavar="PATH", help="company baseline YAML")
+    group.addoption("--exceptions", dest="golden_exceptions", metavar="PATHS",
+                    help="exception files or directories, comma-separated (default: cis_checks/exceptions)")
+    group.addoption("--image-name", dest="golden_image_name", metavar="NAME",
+                    help="the image's spec name, for exceptions scoped to images")
+    group.addoption("--as-of", dest="golden_as_of", metavar="YYYY-MM-DD",
+                    help="evaluate exception expiry on this UTC day (default: today)")
     group.addoption("--boot-dir", dest="golden_boot_dir", metavar="DIR",
                     help="where --image keeps its console log and keys (default: a temporary directory)")
     group.addoption("--violate", dest="golden_violate", metavar="GLOBS",
@@ -280,6 +292,31 @@ def pytest_runtest_makereport(item, call):
             call.excinfo.value.args = (_describe_failure(item.config, mark.args[0], call.excinfo.value),)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed control covered by an unexpired exception is reported as waived: skipped in the
+    JUnit, with the exception's why, owner, ticket and expiry. Crashes are never waived."""
+    outcome = yield
+    report = outcome.get_result()
+    exc = item.stash.get(WAIVER, None)
+    if exc is None or report.when != "call":
+        return
+    as_of = item.config.stash[STATE].as_of
+    if report.failed and call.excinfo is not None and call.excinfo.errisinstance(AssertionError):
+        # The JUnit takes properties from the item (its teardown report), so they are set there.
+        if exc.expired(as_of):
+            item.user_properties.append(("waiver_expired", exc.expires.isoformat()))
+            return
+        first = str(call.excinfo.value).strip().splitlines()
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), None, f"WAIVED by {exc.id} (owner {exc.owner}, expires {exc.expires}, "
+                                                 f"ticket {exc.ticket or '-'}): {exc.why} | check found: "
+                                                 + " ".join(first[:4]))
+        item.user_properties.append(("outcome", "waived"))
+    elif report.passed:
+        item.user_properties.append(("waiver_unused", "the control passed"))
+
+
 def _cis_mark(item):
     mark = item.get_closest_marker("cis")
     return mark if mark and mark.args else None
@@ -310,6 +347,14 @@ def pytest_collection_modifyitems(session, config, items):
             item.add_marker(s)
         item.user_properties += [("cis_id", cis_id), ("title", rec.title), ("level", str(rec.level)),
                                  ("section", rec.section), ("services", ",".join(sorted(services)))]
+        exc = exceptions.covering(state.exceptions, cis_id, state.role, state.image_name)
+        if exc is not None:
+            item.stash[WAIVER] = exc
+            item.user_properties += [(f"waiver_{k}", str(v)) for k, v in exc.record().items()
+                                     if k in ("id", "why", "owner", "approved_by", "ticket", "expires", "mode") and v]
+            if exc.mode == "skip":
+                item.add_marker(pytest.mark.skip(reason=f"waived (not run) by {exc.id}: {exc.why} "
+                                                        f"(owner {exc.owner}, expires {exc.expires})"))
         if isinstance(item, UncheckedItem):
             keep.append(item)
             continue
