@@ -208,6 +208,16 @@ def cmd_exceptions_check(args):
     return 0
 
 
+def cmd_impact(args):
+    from . import impact
+    report = impact.impact(args.ref_from, args.ref_to, today=impact._today_or(args.as_of))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(impact.markdown(report))
+    return 0
+
+
 def build_parser():
     env = os.environ.get
     common = argparse.ArgumentParser(add_help=False)
@@ -266,6 +276,11 @@ def build_parser():
     sp.add_argument("--soon", type=int, default=30, metavar="DAYS", help="'expiring' horizon (default: 30)")
     sp.add_argument("--run", help="also call stale the exceptions whose controls all passed in this run")
     sp.add_argument("--strict", action="store_true", help="stale exceptions are an error")
+    sp.add_argument("--json", action="store_true")
+    sp = add("impact", cmd_impact, "who a change to the baseline, exceptions or checks affects (Markdown or JSON)", [])
+    sp.add_argument("--from", dest="ref_from", required=True, help="git ref of this repository, or a checkout directory")
+    sp.add_argument("--to", dest="ref_to", default="HEAD", help="git ref or directory (default: HEAD)")
+    sp.add_argument("--as-of", metavar="YYYY-MM-DD", help="day for 'expiring' (default: today, UTC)")
     sp.add_argument("--json", action="store_true")
     sp = add("catalogue", cmd_catalogue, "every CIS recommendation with its status (checked, manual, not yet, "
              "not adopted, above level), and counts per section and level", [])
