@@ -110,7 +110,9 @@ def impact(ref_from, ref_to, today=None, soon_days=30):
             continue
         scope_images = sorted(n for n, role in new["images"].items() if cur.in_scope(role, n))
         excs.append({"id": eid, "change": change or "expiring", "expiring": expiring, "before": ra, "after": rb,
-                     "controls": list(cur.controls), "roles": list(cur.roles or []), "images": scope_images,
+                     "controls": list(cur.controls), "scope": {"roles": list(cur.roles or []),
+                                                               "images": list(cur.images or [])},
+                     "images": scope_images,
                      "owner": cur.owner, "expires": cur.expires.isoformat(), "days_left": cur.days_left(today)})
     return {"from": ref_from, "to": ref_to, "as_of": today.isoformat(), "controls": controls, "exceptions": excs,
             "summary": {"controls_added": sum(c["change"] == "added" for c in controls),
@@ -147,13 +149,13 @@ def markdown(report):
                          f"{', '.join(c['images']) or '—'} | {', '.join(c['services'])} |")
         lines.append("")
     if report["exceptions"]:
-        lines += ["### Exceptions", "", "| id | change | controls | scope | owner | expires |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += ["### Exceptions", "", "| id | change | controls | scope | images | owner | expires |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         for e in report["exceptions"]:
             change = e["change"] + (" (expiring)" if e["expiring"] and e["change"] != "expiring" else "")
-            scope = ", ".join(e["roles"] + e["images"]) or "—"
-            lines.append(f"| {e['id']} | {change} | {', '.join(e['controls'])} | {scope} | {e['owner']} | "
-                         f"{e['expires']} ({e['days_left']:+d} d) |")
+            scope = "; ".join(f"{k}: {', '.join(v)}" for k, v in e["scope"].items() if v)
+            lines.append(f"| {e['id']} | {change} | {', '.join(e['controls'])} | {scope} | "
+                         f"{', '.join(e['images']) or '—'} | {e['owner']} | {e['expires']} ({e['days_left']:+d} d) |")
         lines.append("")
     return "\n".join(lines)
 
