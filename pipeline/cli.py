@@ -108,10 +108,82 @@ def cmd_gate(args):
 
 
 def cmd_publish(args):
+    from .supply import signing_key
     run = _run_for(args)
-    entry = Store(args.store).publish(run, Progress("publish"),
-                                      extra_files=[run.path("artifact.json"), run.path("timings.json")])
+    _, public = signing_key(args.cache)
+    entry = Store(args.store).publish(run, Progress("publish"), public_key=public)
     print(json.dumps(entry, indent=2))
+
+
+def cmd_sbom(args):
+    from .supply import sbom_stage
+    print(sbom_stage(_run_for(args), Progress("sbom")))
+
+
+def cmd_scan(args):
+    from .supply import scan_stage
+    run = _run_for(args)
+    spec = ImageSpec.load(run.meta.get("spec", args.spec), Baseline.load())
+    if args.feed:
+        spec.feeds = {}
+        for item in args.feed:
+            kind, sep, loc = item.partition("=")
+            if not sep:
+                raise GoldenError(f"{item!r} is not KIND=PATH_OR_URL", field="--feed")
+            spec.feeds.setdefault(kind, []).append(os.path.abspath(loc) if "://" not in loc else loc)
+    if args.policy:
+        spec.scan_policy = args.policy
+    result = scan_stage(run, spec, args.cache, Progress("scan"))
+    print(json.dumps({k: v for k, v in result.summary().items() if k != "findings"}, indent=2, default=str))
+    return 0 if result.decision == "pass" else 1
+
+
+def cmd_verify(args):
+    from .verify import verify
+    version, findings = verify(Store(args.store), args.target)
+    for name, ok, detail in findings:
+        print(f"{'OK  ' if ok else 'FAIL'} {name:<14} {detail}")
+    bad = [f for f in findings if not f[1]]
+    if bad:
+        print(f"golden: error: {version} does NOT verify: " + "; ".join(f"{n}: {d}" for n, _, d in bad), file=sys.stderr)
+        return 1
+    print(f"{version} verifies")
+    return 0
+
+
+def cmd_explain(args):
+    from .verify import explain, explain_text
+    story = explain(Store(args.store), args.target)
+    print(json.dumps(story, indent=2, default=str) if args.json else explain_text(story))
+
+
+def cmd_cve(args):
+    from .feeds import load_feeds
+    from .scan import affected_images
+    if args.feed:
+        sources = {}
+        for item in args.feed:
+            kind, sep, loc = item.partition("=")
+            if not sep:
+                raise GoldenError(f"{item!r} is not KIND=PATH_OR_URL", field="--feed")
+            sources.setdefault(kind, []).append(os.path.abspath(loc) if "://" not in loc else loc)
+    else:
+        sources = _spec(args).feeds
+    rows = affected_images(Store(args.store), load_feeds(sources, args.cache), args.cve)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            pkgs = ", ".join(f"{p['package']} {p['version']} ({p['state']}, fixed {p.get('fixed_version') or '-'})"
+                             for p in r["packages"]) or r.get("reason", "no package of this CVE")
+            print(f"{r['version']:<36} {r['verdict']:<13} {pkgs}")
+    return 1 if any(r["verdict"] == "affected" for r in rows) else 0
+
+
+def cmd_sign(args):
+    from .supply import sign_stage
+    paths, public = sign_stage(_run_for(args), args.cache, Progress("sign"))
+    print(json.dumps({"attestations": paths, "public_key": public}, indent=2))
 
 
 def cmd_list(args):
@@ -137,7 +209,8 @@ def cmd_run(args):
     spec = _spec(args)
     log = Progress("run")
     run, record, entry = run_pipeline(spec, runs_root=args.runs_dir, store=Store(args.store), cache_dir=args.cache,
-                                      log=log, workers=args.workers, exception_paths=args.exceptions)
+                                      log=log, workers=args.workers, exception_paths=args.exceptions,
+                                      emergency=args.emergency)
     summary = {"version": run.version, "run_dir": run.dir, "decision": record["decision"],
                "reasons": record["reasons"], "counts": record["counts"], "published": entry is not None,
                "timings": run.timings()}
@@ -246,8 +319,11 @@ def build_parser():
         sp.set_defaults(func=func)
         return sp
 
-    add("run", cmd_run, "all stages: base, build, boot, test, gate, report, publish if passed",
-        [common, spec_opt, workers, exc_opt])
+    sp = add("run", cmd_run, "all stages: base, build, boot, test, sbom, scan, gate, sign, publish if passed",
+             [common, spec_opt, workers, exc_opt])
+    sp.add_argument("--emergency", metavar="CVE-ID",
+                    help="emergency rebuild: fail unless the new candidate's scan shows this CVE gone; "
+                         "records the time to published (MTTR) in emergency.json")
     sp = add("base", cmd_base, "build (or reuse from cache) the base image of a spec", [common, spec_opt])
     sp.add_argument("--rebuild", action="store_true", help="ignore the cache and build again")
     add("build", cmd_build, "new run: build the candidate with Packer", [common, spec_opt, exc_opt])
@@ -259,7 +335,28 @@ def build_parser():
     sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     sp = add("gate", cmd_gate, "decide pass/fail from a run's evidence; writes gate.json", [common, run_opt])
     sp.add_argument("--as-of", metavar="YYYY-MM-DD", help="judge exception expiry on this UTC day (default: now)")
-    add("publish", cmd_publish, "publish a run's candidate if its gate passed", [common, run_opt])
+    add("publish", cmd_publish, "publish a run's candidate if its gate passed and its signatures verify",
+        [common, run_opt])
+    add("sbom", cmd_sbom, "write a run's CycloneDX 1.6 SBOM from the artifact's dpkg database", [common, run_opt])
+    sp = add("scan", cmd_scan, "match a run's SBOM against vulnerability feeds; the policy decides",
+             [common, spec_opt, run_opt])
+    sp.add_argument("--feed", action="append", metavar="KIND=PATH_OR_URL",
+                    help="instead of the spec's feeds: debian-tracker=... or osv=... (repeatable)")
+    sp.add_argument("--policy", metavar="FILE", help="scan policy (default: the spec's, else pipeline/scan-policy.yaml)")
+    add("sign", cmd_sign, "sign a run's provenance and test result (DSSE, in-toto)", [common, run_opt])
+    sp = add("verify", cmd_verify, "check a published image: digest, signatures, gate, scan (exit 1 on tampering)",
+             [common])
+    sp.add_argument("target", help="a published version, or an image file (found by its sha256)")
+    sp = add("explain", cmd_explain, "which image, which hash, built from what, with which tests, scanned "
+             "against which feed, signed by which key", [common])
+    sp.add_argument("target", help="a published version, or an image file (found by its sha256)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("cve", cmd_cve, "which published images contain a package affected by a CVE (from stored SBOMs)",
+             [common, spec_opt])
+    sp.add_argument("cve", metavar="CVE-ID")
+    sp.add_argument("--feed", action="append", metavar="KIND=PATH_OR_URL",
+                    help="feeds to use instead of the spec's (repeatable)")
+    sp.add_argument("--json", action="store_true")
     sp = add("list", cmd_list, "list published images", [common])
     sp.add_argument("--json", action="store_true")
     add("report", cmd_report, "render a run's report.html", [common, run_opt])

@@ -13,11 +13,13 @@ OSV records that are `withdrawn` are ignored.
 
 import dataclasses
 import datetime as dt
+import glob
 import gzip
 import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.parse
@@ -177,3 +179,29 @@ def _add_osv(feeds, path):
             pkg = affected.get("package") or {}
             if pkg.get("ecosystem") and pkg.get("name"):
                 feeds.osv.setdefault((pkg["ecosystem"], pkg["name"]), []).append((rec, affected))
+
+
+_CHANGELOG_ENTRY = re.compile(r"^(\S+) \(([^)]+)\) [^;]+; urgency=(\w+)", re.M)
+_CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
+
+
+def tracker_from_changelogs(root, release="bookworm"):
+    """A tracker-format feed of the CVEs Debian's changelogs (in an image's /usr/share/doc) say were fixed,
+    each at the oldest version whose entry names it. Offline evidence where the tracker is out of reach;
+    it knows only fixes, never open issues."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(root, "usr/share/doc/*/changelog.Debian.gz"))):
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        heads = list(_CHANGELOG_ENTRY.finditer(text))
+        for i, head in enumerate(heads):
+            source, version, urgency = head.group(1), head.group(2), head.group(3).lower()
+            body = text[head.end():heads[i + 1].start() if i + 1 < len(heads) else len(text)]
+            urgency = {"emergency": "high", "critical": "high"}.get(urgency, urgency)
+            for cve in set(_CVE.findall(body)):
+                # entries run newest first: the last one seen is the oldest version that fixed it
+                out.setdefault(source, {})[cve] = {
+                    "description": f"fixed in Debian {source} {version} (changelog)",
+                    "releases": {release: {"status": "resolved", "fixed_version": version,
+                                           "urgency": urgency if urgency in ("low", "medium", "high") else "medium"}}}
+    return out

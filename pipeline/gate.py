@@ -4,8 +4,9 @@
     record["decision"]            # "pass" or "fail", with "reasons"
 
 Any of these fails the gate: no JUnit, a malformed JUnit, zero tests run, a collection or other
-error, a failed test, pytest not finishing normally, a boot that never reached SSH, or an artifact
-whose sha256 differs from the one that was booted and tested.
+error, a failed test, pytest not finishing normally, a boot that never reached SSH, an artifact
+whose sha256 differs from the one that was booted and tested, a missing or failed vulnerability
+scan, or an exception (waiver) that has expired.
 """
 
 import datetime as dt
@@ -97,6 +98,12 @@ def decide(run, *, now=None):
         reasons.append(f"pytest did not finish normally (exit code {test.get('exit_code')}: "
                        f"{test.get('exit_meaning', 'see pytest.log')})")
 
+    scan = read_json(run.path("scan.json"), "scan record") if os.path.exists(run.path("scan.json")) else None
+    if scan is None:
+        reasons.append("the candidate was not scanned for vulnerabilities (no scan.json)")
+    elif scan.get("decision") != "pass":
+        reasons += [f"vulnerability scan: {r}" for r in scan.get("reasons") or ["failed"]]
+
     paths = sorted(glob.glob(run.path("junit*.xml")))
     if not paths:
         reasons.append("no JUnit file (junit*.xml) in the run directory")
@@ -151,6 +158,7 @@ def decide(run, *, now=None):
         "failures": failures,
         "waived": waived,
         "junit": junit_files,
+        "scan": {k: scan.get(k) for k in ("decision", "counts")} if scan else None,
         "decided_at": now.isoformat(timespec="seconds"),
         "as_of": as_of.isoformat(),
     }

@@ -50,6 +50,8 @@ class ImageSpec:
     time_servers: list
     hardening_version: str
     customize: list            # absolute paths of extra provisioning scripts, run after hardening
+    feeds: dict = field(default_factory=dict)   # feed kind -> [path or URL]
+    scan_policy: str | None = None              # scan policy file (default: pipeline/scan-policy.yaml)
 
     @classmethod
     def load(cls, path, baseline=None):
@@ -81,6 +83,7 @@ class ImageSpec:
                                                   check=lambda v: None if HARDENING_VERSION_RE.match(v)
                                                   else "must be `current` or a version such as 1.0.0"))
             hardening.done()
+        feeds, scan_policy = _scan(doc, top.sub("scan"), here)
         customize = []
         for i, script in enumerate(top.get("customize", list, default=[])):
             full = os.path.normpath(os.path.join(here, str(script)))
@@ -89,7 +92,7 @@ class ImageSpec:
             customize.append(full)
         top.done()
         return cls(os.path.abspath(path), name, description, role, level, base, targets, agents,
-                   time_servers, hardening_version, customize)
+                   time_servers, hardening_version, customize, feeds, scan_policy)
 
 
 def _base(doc, f, here, path):
@@ -108,6 +111,38 @@ def _base(doc, f, here, path):
                           else "each mirror must be a one-line apt source: deb URI SUITE COMPONENT...")
     f.done()
     return b
+
+
+def _scan(doc, f, here):
+    """scan: {feeds: {debian-tracker: [...], osv: [...]}, policy: FILE}; paths are relative to the spec."""
+    if f is None:
+        return {}, None
+    feeds = {}
+    raw = f.sub("feeds", required=True)
+    for kind in ("debian-tracker", "osv"):
+        locations = raw.get(kind, list, default=[],
+                            check=lambda v: None if all(isinstance(x, str) and x for x in v) else "must list paths or URLs")
+        resolved = []
+        for j, loc in enumerate(locations):
+            if "://" in loc:
+                resolved.append(loc)
+                continue
+            full = os.path.normpath(os.path.join(here, loc))
+            if not os.path.exists(full):
+                raise doc.error(f"feed not found: {full}", raw.mapping[kind], j, field=f"scan.feeds.{kind}[{j}]")
+            resolved.append(full)
+        if resolved:
+            feeds[kind] = resolved
+    raw.done()
+    if not feeds:
+        raise f.error("feeds", "must name at least one feed (debian-tracker or osv)")
+    policy = f.get("policy", str)
+    if policy is not None:
+        policy = os.path.normpath(os.path.join(here, policy))
+        if not os.path.isfile(policy):
+            raise f.error("policy", f"policy file not found: {policy}")
+    f.done()
+    return feeds, policy
 
 
 def _agent(doc, raw, i):

@@ -1,13 +1,16 @@
 """`golden run`: every stage for one candidate, in order, each timed in timings.json.
 
-base -> build (Packer) -> boot -> test (pytest) -> gate -> report -> publish (only on a pass).
+base -> build (Packer) -> boot -> test (pytest) -> sbom -> scan -> gate -> sign -> publish (only on a
+pass) -> report.
 A stage that fails stops the ones after it, but the gate still decides (it fails closed on
 the missing evidence) and the report is still written, so the run directory explains the failure.
 """
 
 import contextlib
 
-from . import report
+import os
+
+from . import report, supply
 from .base import ensure_base, preflight as base_preflight
 from .boot import booted
 from .build import build
@@ -16,7 +19,7 @@ from .errors import GoldenError
 from .gate import decide
 from .rundir import Run
 from .suite import load_exceptions, run_suite
-from .util import require_tool
+from .util import read_json, require_tool, write_json_atomic
 
 TOOLS = (("packer", "packer"), ("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
          ("xorriso", "xorriso"))
@@ -44,12 +47,20 @@ def skipped_controls(relevant, spec):
     return out
 
 
-def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=True, exception_paths=None):
-    """Returns (run, gate record, store entry or None)."""
+def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=True, exception_paths=None,
+                 emergency=None):
+    """Returns (run, gate record, store entry or None).
+
+    emergency: a CVE id. The run rebuilds from the base with every update (as always), and its scan
+    must show the CVE gone from the candidate, or the run fails; emergency.json records the time
+    from start to published (the MTTR figure).
+    """
+    import datetime as dt
+    started = dt.datetime.now(dt.timezone.utc)
     baseline = Baseline.load()
     skipped = preflight(spec, cache_dir, exception_paths)
     run = Run.create(runs_root, spec, taken=store.versions())
-    log(f"run {run.version} in {run.dir}")
+    log(f"run {run.version} in {run.dir}" + (f" (emergency rebuild for {emergency})" if emergency else ""))
     try:
         with run.stage("base", log):
             base = ensure_base(spec.base, cache_dir, log)
@@ -64,17 +75,54 @@ def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=T
                 if result["exit_code"] != 0:
                     outcome["status"] = "failed"
             stack.close()     # stop the VM and verify the artifact digest before the gate reads it
+        with run.stage("sbom", log):
+            supply.sbom_stage(run, log)
+        with run.stage("scan", log) as outcome:
+            result = supply.scan_stage(run, spec, cache_dir, log)
+            if result.decision != "pass":
+                outcome["status"] = "failed"
     except GoldenError as exc:
         log(f"error: {exc}")
     with run.stage("gate", log) as outcome:
         record = decide(run)
+        if emergency:
+            record = _emergency_verdict(run, emergency, record)
         if record["decision"] != "pass":
             outcome["status"] = "failed"
             for reason in record["reasons"]:
                 log(f"gate: {reason}")
     entry = None
     if record["decision"] == "pass" and publish:
-        with run.stage("publish", log):
-            entry = store.publish(run, log, extra_files=[run.path("artifact.json"), run.path("timings.json")])
+        try:
+            with run.stage("sign", log):
+                _, public = supply.sign_stage(run, cache_dir, log)
+            with run.stage("publish", log):
+                entry = store.publish(run, log, public_key=public)
+        except GoldenError as exc:
+            log(f"error: {exc}")
+    if emergency:
+        finished = dt.datetime.now(dt.timezone.utc)
+        write_json_atomic(run.path("emergency.json"), {
+            "cve": emergency, "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": finished.isoformat(timespec="seconds"), "published": entry is not None,
+            "mttr_seconds": round((finished - started).total_seconds(), 1) if entry else None,
+            "gone": record.get("emergency", {}).get("gone")})
     log(f"report: {report.render(run)}")
     return run, record, entry
+
+
+def _emergency_verdict(run, cve, record):
+    """The candidate's scan must show the CVE gone: known to the feeds, and not affecting any package."""
+    scan = read_json(run.path("scan.json"), "scan record") if os.path.exists(run.path("scan.json")) else None
+    findings = [f for f in (scan or {}).get("findings", []) if f.get("id") == cve]
+    present = [f for f in findings if f.get("state") != "not-affected"]
+    gone = scan is not None and bool(findings) and not present
+    record["emergency"] = {"cve": cve, "gone": gone, "findings": findings}
+    if not gone:
+        record["decision"] = "fail"
+        why = ("the scan did not run" if scan is None else
+               f"the feeds do not know {cve}: its absence cannot be proven" if not findings else
+               f"{cve} is still present: " + ", ".join(f"{f['package']} {f['version']} ({f['state']})" for f in present))
+        record["reasons"].append(f"emergency: {why}")
+    write_json_atomic(run.path("gate.json"), record)
+    return record

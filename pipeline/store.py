@@ -1,8 +1,12 @@
 """The local image store: a directory with an index, where published versions never change.
 
     store = Store("store/")
-    store.publish(run)         # refuses without a passing gate record whose digest matches
+    store.publish(run, public_key="golden.pub")  # refuses without a passing gate whose digest matches,
+                                                 # and without valid signatures by a trusted key
     store.versions()           # ['golden-linux-2026.11.26+1', ...] in version order
+
+Trusted signing keys live in keys/ (public PEM). The first publish into an empty store trusts the
+publisher's key; afterwards only keys already in keys/ are accepted (add one by copying its .pub).
 
 Layout: index.json (the list of what is published: the commit point), images/<version>/ (the
 qcow2, its gate record and run metadata, read-only). Publishing copies into .staging/, verifies the
@@ -14,15 +18,21 @@ are swept by the next publish.
 import contextlib
 import datetime as dt
 import fcntl
+import glob
 import json
 import os
 import shutil
 import tempfile
 
+from . import attest
 from .errors import GoldenError
 from .gate import require_pass
 from .util import sha256_file, write_json_atomic
 from .version import Version
+
+ATTESTATIONS = ((attest.PROVENANCE_FILE, attest.SLSA_PROVENANCE_V1), (attest.TEST_RESULT_FILE, attest.TEST_RESULT_V01))
+RECORDS = ("gate.json", "run.json", "artifact.json", "timings.json", "exceptions.json", "sbom.cdx.json", "scan.json",
+           "scan.cdx.json", attest.PROVENANCE_FILE, attest.TEST_RESULT_FILE)
 
 
 class Store:
@@ -56,6 +66,53 @@ class Store:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield
 
+    def trusted_keys(self):
+        """{keyid: public key PEM} of the keys this store accepts signatures from."""
+        out = {}
+        for path in sorted(glob.glob(os.path.join(self.root, "keys", "*.pub"))):
+            with open(path, "rb") as fh:
+                pem = fh.read()
+            out[attest.public_key(pem).keyid] = pem
+        return out
+
+    def verify_signatures(self, directory, image_file, digest):
+        """The statements of a run's (or published image's) attestations, each verified with a trusted key."""
+        keys = self.trusted_keys()
+        if not keys:
+            raise GoldenError("the store trusts no signing key yet", file=os.path.join(self.root, "keys"))
+        statements = {}
+        for name, ptype in ATTESTATIONS:
+            path = os.path.join(directory, name)
+            if not os.path.exists(path):
+                raise GoldenError("no signed attestation: the candidate was not signed", file=path)
+            errors = []
+            for keyid, pem in keys.items():
+                try:
+                    statements[name] = attest.verify_envelope(path, pem, digest, ptype)
+                    statements[name]["_keyid"] = keyid
+                    break
+                except GoldenError as exc:
+                    errors.append(exc.reason)
+            else:
+                raise GoldenError("no trusted key verifies it: " + "; ".join(errors), file=path)
+        result = statements[attest.TEST_RESULT_FILE]["predicate"].get("result")
+        if result not in ("PASSED", "WARNED"):
+            raise GoldenError(f"the signed test result is {result}, not PASSED", file=os.path.join(
+                directory, attest.TEST_RESULT_FILE))
+        return statements
+
+    def _trust_first_key(self, public_key, log):
+        if self.trusted_keys() or not public_key:
+            return
+        with open(public_key, "rb") as fh:
+            pem = fh.read()
+        keyid = attest.public_key(pem).keyid
+        os.makedirs(os.path.join(self.root, "keys"), exist_ok=True)
+        name = keyid.replace("SHA256:", "").replace("/", "_").replace("+", "-")[:16] + ".pub"
+        with open(os.path.join(self.root, "keys", name), "wb") as fh:
+            fh.write(pem)
+        log(f"store has no trusted key yet: trusting {keyid} (keys/{name})")
+
     def _sweep(self, published):
         """Remove what a crashed publish left: staging dirs and image dirs the index does not list."""
         staging = os.path.join(self.root, ".staging")
@@ -67,12 +124,14 @@ class Store:
                 if name not in published:
                     _force_rmtree(os.path.join(images, name))
 
-    def publish(self, run, log=print, extra_files=()):
+    def publish(self, run, log=print, public_key=None):
         gate_path = run.path("gate.json")
         record, digest = require_pass(gate_path, run.artifact)
         if record.get("version") != run.version:
             raise GoldenError(f"gate record is for {record.get('version')}, not {run.version}", file=gate_path)
         with self._lock():
+            self._trust_first_key(public_key, log)
+            statements = self.verify_signatures(run.dir, os.path.basename(run.artifact), digest)
             index = self.index()
             if run.version in index["images"]:
                 raise GoldenError(f"{run.version} is already published; published versions are immutable",
@@ -90,8 +149,7 @@ class Store:
                 if copied != digest:
                     raise GoldenError(f"the copy's sha256 {copied} differs from the gated {digest}",
                                       file=run.artifact)
-                files = [gate_path, run.path("run.json")] + [p for p in extra_files if os.path.exists(p)]
-                for path in files:
+                for path in (run.path(n) for n in RECORDS if os.path.exists(run.path(n))):
                     shutil.copyfile(path, os.path.join(staging, os.path.basename(path)))
                 for name in os.listdir(staging):
                     p = os.path.join(staging, name)
@@ -109,6 +167,7 @@ class Store:
                     "size": os.path.getsize(os.path.join(final, image_name)),
                     "gate": f"images/{run.version}/gate.json",
                     "counts": record.get("counts"),
+                    "signed_by": statements[attest.PROVENANCE_FILE]["_keyid"],
                     "published_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 }
                 write_json_atomic(self.index_path, index)       # the commit point

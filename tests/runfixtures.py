@@ -31,7 +31,7 @@ EMPTY_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def make_run(root, version="golden-linux-2026.11.26+1", junit=PASSING_JUNIT, boot=True, test_exit=0,
-             payload=b"qcow2 bytes of a candidate\n" * 1000):
+             payload=b"qcow2 bytes of a candidate\n" * 1000, scan="pass"):
     run_dir = os.path.join(root, version)
     os.makedirs(os.path.join(run_dir, "boot"), exist_ok=True)
     run = Run(run_dir)
@@ -49,9 +49,32 @@ def make_run(root, version="golden-linux-2026.11.26+1", junit=PASSING_JUNIT, boo
     if junit is not None:
         with open(run.path("junit.xml"), "w", encoding="utf-8") as fh:
             fh.write(junit)
+    if scan is not None:
+        _dump(run.path("scan.json"), {"decision": scan, "reasons": [] if scan == "pass" else
+                                      ["CVE-2026-0001 in openssl 3.0.15-1~deb12u1: fixable at high"],
+                                      "counts": {}})
     return run
 
 
 def _dump(path, data):
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
+
+
+def signing_key(directory):
+    """A real ECDSA P-256 key pair for tests: (private path, public path)."""
+    from pipeline import attest
+    path = os.path.join(directory, "test-signing.key")
+    if os.path.exists(path):
+        return path, path[:-4] + ".pub"
+    return attest.generate_key(path)
+
+
+def gated_and_signed(run, key_dir):
+    """Decide the gate and sign the run, as the pipeline's gate and sign stages do; returns the public key."""
+    from pipeline import attest
+    from pipeline.gate import decide
+    decide(run)
+    key, public = signing_key(key_dir)
+    attest.attest(run, key)
+    return public

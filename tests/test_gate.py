@@ -72,3 +72,10 @@ def test_require_pass_refuses_a_swapped_artifact(tmp_path):
         fh.write(b"another image")
     with pytest.raises(GoldenError, match="the artifact is"):
         require_pass(run.path("gate.json"), run.artifact)
+
+
+def test_fails_when_not_scanned_or_the_scan_failed(tmp_path):
+    record = decide(make_run(tmp_path / "a", scan=None))
+    assert any("not scanned" in r for r in record["reasons"])
+    record = decide(make_run(tmp_path / "b", scan="fail"))
+    assert any(r.startswith("vulnerability scan: CVE-2026-0001") for r in record["reasons"])
