@@ -20,7 +20,7 @@ from .checks.kinds import KINDS
 from .errors import GoldenError
 from .spec import known_images
 
-TREE_PARTS = ("cis_checks", "images")
+TREE_PARTS = ("cis_checks", "images", "feeds")   # specs name feeds by relative path
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ EXCEPTION = """exceptions:
 
 @pytest.fixture
 def edited(tmp_path):
-    for part in ("cis_checks", "images"):
+    for part in ("cis_checks", "images", "feeds"):
         shutil.copytree(f"{ROOT}/{part}", tmp_path / part, ignore=shutil.ignore_patterns("drafts", "__pycache__"))
     baseline = tmp_path / "cis_checks" / "baseline.yaml"
     text = baseline.read_text()
