@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")"
 
 APT_PACKAGES="packer qemu-system-x86 qemu-utils mmdebstrap xorriso e2fsprogs fdisk util-linux mount
- git openssh-client python3 python3-venv ca-certificates debian-archive-keyring"
+ git openssh-client python3 python3-venv ca-certificates debian-archive-keyring chrony"
 
 missing=""
 for pkg in $APT_PACKAGES; do

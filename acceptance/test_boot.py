@@ -2,13 +2,21 @@
 
 import json
 
+from pipeline.checks.plugin import violates
 
+BROKEN_UNIT = ("printf '[Unit]\\nDescription=golden scenario\\n[Service]\\nExecStart=/bin/false\\n' "
+               "> /etc/systemd/system/golden-broken.service && systemctl daemon-reload && "
+               "(systemctl start golden-broken.service || true)")
+
+
+@violates(BROKEN_UNIT)
 def test_reached_multi_user_with_no_failed_units(host):
     state = host.run("systemctl is-system-running").stdout.strip()
     failed = host.run("systemctl list-units --state=failed --no-legend --plain").stdout.strip()
     assert state == "running" and not failed, f"system is {state}; failed units:\n{failed}"
 
 
+@violates("rm -f /etc/golden/hardening.json")
 def test_hardening_record_present(host):
     record = host.file("/etc/golden/hardening.json")
     assert record.exists, "no /etc/golden/hardening.json: the image was not hardened by hardening-cis.sh"

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 import uuid
 
-from . import keys, qemu, seed
+from . import keys, ntp, qemu, seed
 from .errors import GoldenError
 from .util import sha256_file, write_json_atomic
 
@@ -31,14 +31,28 @@ class Candidate:
         self.hostspec = f"paramiko://{HOST_ALIAS}?ssh_config={urllib.parse.quote(ssh_config)}"
         self.timings = {}
 
-    def reboot(self, log=print):
-        """Reboot the guest and wait for SSH again (the overlay keeps its state)."""
+    def reboot(self, log=print, timeout=300):
+        """Reboot the guest and wait until it answers SSH and finishes booting again (the overlay
+        keeps its state). Returns {"seconds_to_ssh", "seconds_to_ready", "system_state"}."""
+        boot_id = self.vm.run("cat /proc/sys/kernel/random/boot_id")[1].strip()
         self.vm.run("sudo systemctl reboot", check=False, timeout=30)
-        time.sleep(5)
         t0 = time.monotonic()
-        self.vm.reconnect(self.user, self.key_path)
-        self.vm.run("sudo systemctl is-system-running --wait", check=False)
-        log(f"back after reboot in {time.monotonic() - t0:.0f}s")
+        deadline = t0 + timeout
+        while True:     # the old system may still answer for a moment: wait for a new boot id
+            time.sleep(3)
+            self.vm.reconnect(self.user, self.key_path, timeout=max(5, deadline - time.monotonic()))
+            status, now_id, _ = self.vm.run("cat /proc/sys/kernel/random/boot_id", check=False, timeout=30)
+            if status == 0 and now_id.strip() != boot_id:
+                break
+            if time.monotonic() > deadline:
+                raise GoldenError(f"the candidate did not reboot within {timeout}s")
+        record = {"seconds_to_ssh": round(time.monotonic() - t0, 1)}
+        _, state, _ = self.vm.run("sudo systemctl is-system-running --wait", check=False,
+                                  timeout=max(10, deadline - time.monotonic()))
+        record.update(system_state=state.strip(), seconds_to_ready=round(time.monotonic() - t0, 1))
+        log(f"back after reboot: SSH in {record['seconds_to_ssh']}s, {record['system_state']} in "
+            f"{record['seconds_to_ready']}s")
+        return record
 
 
 def write_ssh_config(path, port, user, key_path):
@@ -67,7 +81,7 @@ def booted(image, workdir, *, cache_dir, log=print, groups=(), timeout=420, memo
     vm = qemu.VM(image, workdir, accel=accel, seed_iso=iso, memory=memory, cpus=cpus, extra_args=extra_args)
     record = {"image": image, "sha256_before": digest, "accelerator": accel}
     try:
-        with vm:
+        with ntp.host_ntp_server(workdir, log), vm:
             log(f"QEMU started ({accel}); waiting for SSH on 127.0.0.1:{vm.port}")
             record["seconds_to_ssh"] = round(vm.wait_ssh(seed.TEST_USER, key_path, timeout=timeout), 1)
             log(f"SSH answered after {record['seconds_to_ssh']}s; waiting for boot to finish")
@@ -75,6 +89,9 @@ def booted(image, workdir, *, cache_dir, log=print, groups=(), timeout=420, memo
             record["system_state"] = state.strip()
             record["seconds_to_ready"] = round(time.monotonic() - vm.started_at, 1)
             log(f"system {record['system_state']} after {record['seconds_to_ready']}s")
+            _, analyze, _ = vm.run("systemd-analyze time; systemd-analyze blame --no-pager | head -n 15",
+                                   check=False, timeout=60)
+            record["systemd_analyze"] = analyze.strip().splitlines()
             cand = Candidate(vm, key_path, write_ssh_config(os.path.join(workdir, "ssh_config"), vm.port,
                                                             seed.TEST_USER, key_path), digest)
             cand.timings = record

@@ -10,12 +10,17 @@ scan, or an exception (waiver) that has expired.
 """
 
 import datetime as dt
-import glob
 import os
 import xml.etree.ElementTree as ET
 
 from .errors import GoldenError
 from .util import read_json, sha256_file, write_json_atomic
+
+
+# Every run must bring all three; a missing one fails the gate.
+REQUIRED_JUNIT = (("junit-hygiene.xml", "the artifact's hygiene, before boot"),
+                  ("junit.xml", "the CIS and acceptance suites on the booted candidate"),
+                  ("junit-reboot.xml", "the candidate back after a reboot"))
 
 
 class JUnitError(Exception):
@@ -91,12 +96,14 @@ def decide(run, *, now=None):
             reasons.append("the tested image is not the artifact: sha256 before/after the boot "
                            f"{boot.get('sha256_before')}/{boot.get('sha256_after')}, artifact {digest}")
 
-    test = read_json(run.path("test.json"), "test record") if os.path.exists(run.path("test.json")) else None
-    if test is None:
-        reasons.append("the suite did not run (no test.json)")
-    elif test.get("exit_code") not in (0, 1):
-        reasons.append(f"pytest did not finish normally (exit code {test.get('exit_code')}: "
-                       f"{test.get('exit_meaning', 'see pytest.log')})")
+    for name, what in (("hygiene", "the hygiene inspection of the artifact"), ("test", "the suite")):
+        path = run.path(f"{name}.json")
+        test = read_json(path, f"{name} record") if os.path.exists(path) else None
+        if test is None:
+            reasons.append(f"{what} did not run (no {name}.json)")
+        elif test.get("exit_code") not in (0, 1):
+            reasons.append(f"pytest ({what}) did not finish normally (exit code {test.get('exit_code')}: "
+                           f"{test.get('exit_meaning', 'see its log')})")
 
     scan = read_json(run.path("scan.json"), "scan record") if os.path.exists(run.path("scan.json")) else None
     if scan is None:
@@ -104,15 +111,20 @@ def decide(run, *, now=None):
     elif scan.get("decision") != "pass":
         reasons += [f"vulnerability scan: {r}" for r in scan.get("reasons") or ["failed"]]
 
-    paths = sorted(glob.glob(run.path("junit*.xml")))
-    if not paths:
-        reasons.append("no JUnit file (junit*.xml) in the run directory")
-    for path in paths:
+    main_cases = None
+    for name, what in REQUIRED_JUNIT:
+        path = run.path(name)
+        if not os.path.exists(path):
+            reasons.append(f"no JUnit file {name} ({what})")
+            continue
         try:
-            cases += parse_junit(path)
-            junit_files.append({"path": os.path.basename(path), "sha256": sha256_file(path)})
+            found = parse_junit(path)
         except JUnitError as exc:
             reasons.append(str(exc))
+            continue
+        cases += found
+        main_cases = found if name == "junit.xml" else main_cases
+        junit_files.append({"path": name, "sha256": sha256_file(path)})
 
     waivers = {}
     if os.path.exists(run.path("exceptions.json")):
@@ -138,8 +150,8 @@ def decide(run, *, now=None):
 
     counts = {s: sum(1 for c in cases if c["status"] == s) for s in ("passed", "failed", "error", "skipped", "waived")}
     counts["total"] = len(cases)
-    if paths and counts["passed"] + counts["failed"] + counts["error"] + counts["waived"] == 0:
-        reasons.append("zero tests ran")
+    if main_cases is not None and not [c for c in main_cases if c["status"] != "skipped"]:
+        reasons.append("zero tests ran against the candidate")
     failures = [{"name": f"{c['classname']}::{c['name']}".strip(":"), "status": c["status"],
                  "cis_id": c["properties"].get("cis_id"), "title": c["properties"].get("title"),
                  "message": c["message"]} for c in cases if c["status"] in ("failed", "error")]

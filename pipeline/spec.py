@@ -50,6 +50,7 @@ class ImageSpec:
     time_servers: list
     hardening_version: str
     customize: list            # absolute paths of extra provisioning scripts, run after hardening
+    allowed: dict = field(default_factory=dict)  # listening / services / packages allowlists (globs)
     feeds: dict = field(default_factory=dict)   # feed kind -> [path or URL]
     scan_policy: str | None = None              # scan policy file (default: pipeline/scan-policy.yaml)
 
@@ -84,6 +85,7 @@ class ImageSpec:
                                                   else "must be `current` or a version such as 1.0.0"))
             hardening.done()
         feeds, scan_policy = _scan(doc, top.sub("scan"), here)
+        allowed = _allowed(doc, top.sub("allowed"), here)
         customize = []
         for i, script in enumerate(top.get("customize", list, default=[])):
             full = os.path.normpath(os.path.join(here, str(script)))
@@ -92,7 +94,7 @@ class ImageSpec:
             customize.append(full)
         top.done()
         return cls(os.path.abspath(path), name, description, role, level, base, targets, agents,
-                   time_servers, hardening_version, customize, feeds, scan_policy)
+                   time_servers, hardening_version, customize, allowed, feeds, scan_policy)
 
 
 def _base(doc, f, here, path):
@@ -111,6 +113,28 @@ def _base(doc, f, here, path):
                           else "each mirror must be a one-line apt source: deb URI SUITE COMPONENT...")
     f.done()
     return b
+
+
+def _allowed(doc, f, here):
+    """allowed: {listening: [tcp/22, udp/323@127.0.0.1], services: [globs], packages: [globs] or FILE}."""
+    out = {"listening": None, "services": None, "packages": None}
+    if f is None:
+        return out
+    strings = lambda v: None if all(isinstance(x, str) and x for x in v) else "must be a list of strings"  # noqa: E731
+    out["listening"] = f.get("listening", list, check=lambda v: strings(v) or next(
+        (f"{x!r} is not PROTO/PORT[@ADDRESS] (e.g. tcp/22, udp/323@127.0.0.1)" for x in v
+         if not re.match(r"^(tcp|udp)6?/\d+(@\S+)?$", x)), None))
+    out["services"] = f.get("services", list, check=strings)
+    packages = f.get("packages", (list, str))
+    if isinstance(packages, str):
+        path = os.path.normpath(os.path.join(here, packages))
+        if not os.path.isfile(path):
+            raise f.error("packages", f"package allowlist not found: {path}")
+        with open(path, encoding="utf-8") as fh:
+            packages = [l.split("#", 1)[0].strip() for l in fh if l.split("#", 1)[0].strip()]
+    out["packages"] = packages
+    f.done()
+    return out
 
 
 def _scan(doc, f, here):

@@ -1,7 +1,7 @@
 """`golden run`: every stage for one candidate, in order, each timed in timings.json.
 
-base -> build (Packer) -> boot -> test (pytest) -> sbom -> scan -> gate -> sign -> publish (only on a
-pass) -> report.
+base -> build (Packer) -> hygiene (the artifact, read-only) -> boot -> test (pytest) -> reboot -> sbom
+-> scan -> gate -> sign -> publish (only on a pass) -> report.
 A stage that fails stops the ones after it, but the gate still decides (it fails closed on
 the missing evidence) and the report is still written, so the run directory explains the failure.
 """
@@ -18,7 +18,7 @@ from .checks.baseline import Baseline
 from .errors import GoldenError
 from .gate import decide
 from .rundir import Run
-from .suite import load_exceptions, run_suite
+from .suite import hygiene, load_exceptions, reboot_check, run_suite
 from .util import read_json, require_tool, write_json_atomic
 
 TOOLS = (("packer", "packer"), ("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
@@ -67,12 +67,18 @@ def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=T
             run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
         with run.stage("build", log):
             build(spec, run, base, baseline, cache_dir=cache_dir, log=log, skipped=skipped)
+        with run.stage("hygiene", log) as outcome:
+            if hygiene(run, spec, log)["exit_code"] != 0:
+                outcome["status"] = "failed"
         with contextlib.ExitStack() as stack:
             with run.stage("boot", log):
                 cand = stack.enter_context(booted(run.artifact, run.path("boot"), cache_dir=cache_dir, log=log))
             with run.stage("test", log) as outcome:
                 result = run_suite(run, cand.hostspec, spec, log, workers, exception_paths=exception_paths)
                 if result["exit_code"] != 0:
+                    outcome["status"] = "failed"
+            with run.stage("reboot", log) as outcome:
+                if not reboot_check(run, cand, log):
                     outcome["status"] = "failed"
             stack.close()     # stop the VM and verify the artifact digest before the gate reads it
         with run.stage("sbom", log):

@@ -1,15 +1,24 @@
-"""`golden test`: boot the candidate and run `cis_checks/` and `acceptance/` against it with
-pytest (testinfra over paramiko, pytest-xdist), writing the JUnit into the run directory."""
+"""`golden test`: inspect the artifact (hygiene, read-only), boot the candidate, run `cis_checks/` and
+`acceptance/` against it with pytest (testinfra over paramiko, pytest-xdist), reboot it and check it
+comes back; every result is a JUnit file in the run directory:
+
+    junit-hygiene.xml   acceptance -m hygiene against the artifact file, before any boot
+    junit.xml           cis_checks + acceptance against the booted candidate
+    junit-reboot.xml    the candidate rebooted and answered again, fully up
+"""
 
 import os
 import subprocess
 import sys
 import time
 
+from junit_xml import TestCase, TestSuite, to_xml_report_string
+
 from .boot import booted
 from .checks import exceptions
 from .checks.baseline import Baseline
 from .checks.catalogue import ROOT
+from .errors import GoldenError
 from .spec import known_images
 from .util import write_json_atomic
 
@@ -37,19 +46,50 @@ def snapshot_exceptions(run, spec, paths=None):
 
 def pytest_command(run, hostspec, spec, workers=2, extra_args=(), exception_paths=None):
     paths = ",".join(exception_paths or [exceptions.DEFAULT_DIR])
-    return [sys.executable, "-m", "pytest", *SUITES, f"--hosts={hostspec}", "--sudo",
-            f"--role={spec.role}", f"--level={spec.level}", f"--image-name={spec.name}",
+    return [sys.executable, "-m", "pytest", *SUITES, f"--hosts={hostspec}", "--sudo", "-m", "not hygiene",
+            f"--role={spec.role}", f"--level={spec.level}", f"--image-name={spec.name}", f"--spec={spec.path}",
             f"--exceptions={paths}", "-n", str(workers),
             f"--junitxml={run.path('junit.xml')}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider",
             "-q", "-rfE", "--tb=short", "--color=no", *extra_args]
 
 
+def hygiene(run, spec, log):
+    """The hygiene tests against the artifact file itself, read-only, before any boot."""
+    cmd = [sys.executable, "-m", "pytest", "acceptance", "-m", "hygiene", f"--artifact={run.artifact}",
+           f"--spec={spec.path}", f"--junitxml={run.path('junit-hygiene.xml')}", "-o", "junit_family=xunit1",
+           "-p", "no:cacheprovider", "-q", "-rfE", "--tb=short", "--color=no"]
+    return _pytest(run, cmd, "hygiene", log)
+
+
 def run_suite(run, hostspec, spec, log, workers=2, extra_args=(), exception_paths=None):
     snapshot_exceptions(run, spec, exception_paths)
     cmd = pytest_command(run, hostspec, spec, workers, extra_args, exception_paths)
-    t0 = time.monotonic()
     log(f"pytest {' '.join(SUITES)} against the candidate ({workers} workers)")
-    with open(run.path("pytest.log"), "w", encoding="utf-8") as out:
+    return _pytest(run, cmd, "test", log)
+
+
+def reboot_check(run, cand, log, timeout=300):
+    """Reboot the candidate; a JUnit case says whether it came back reachable and fully up."""
+    case = TestCase("test_reachable_and_running_after_reboot", classname="acceptance.reboot")
+    t0 = time.monotonic()
+    try:
+        record = cand.reboot(log, timeout=timeout)
+        if record["system_state"] != "running":
+            failed = cand.vm.run("systemctl list-units --state=failed --no-legend --plain", check=False)[1]
+            case.add_failure_info(f"after the reboot the system is {record['system_state']}", failed.strip())
+    except GoldenError as exc:
+        record = {"error": str(exc)}
+        case.add_failure_info("the candidate did not come back after a reboot", str(exc))
+    case.elapsed_sec = round(time.monotonic() - t0, 1)
+    with open(run.path("junit-reboot.xml"), "w", encoding="utf-8") as fh:
+        fh.write(to_xml_report_string([TestSuite("reboot", [case])]))
+    write_json_atomic(run.path("reboot.json"), record)
+    return not case.is_failure()
+
+
+def _pytest(run, cmd, name, log):
+    t0 = time.monotonic()
+    with open(run.path(f"pytest-{name}.log" if name != "test" else "pytest.log"), "w", encoding="utf-8") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
         for line in proc.stdout:
@@ -59,11 +99,14 @@ def run_suite(run, hostspec, spec, log, workers=2, extra_args=(), exception_path
         code = proc.wait()
     record = {"exit_code": code, "exit_meaning": EXIT_MEANINGS.get(code, "unknown"),
               "seconds": round(time.monotonic() - t0, 1), "command": cmd}
-    write_json_atomic(run.path("test.json"), record)
+    write_json_atomic(run.path(f"{name}.json"), record)
     return record
 
 
 def test_candidate(run, spec, *, cache_dir, log, workers=2, extra_args=(), exception_paths=None):
-    """Boot the run's artifact and run the suite; the boot record and test record go in the run."""
+    """Hygiene, boot, suite, reboot: the records and JUnit files go in the run."""
+    hygiene(run, spec, log)
     with booted(run.artifact, run.path("boot"), cache_dir=cache_dir, log=log) as cand:
-        return run_suite(run, cand.hostspec, spec, log, workers, extra_args, exception_paths)
+        result = run_suite(run, cand.hostspec, spec, log, workers, extra_args, exception_paths)
+        reboot_check(run, cand, log)
+        return result

@@ -25,6 +25,18 @@ COLLECTION_ERROR_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 </testsuite></testsuites>
 """
 
+REBOOT_JUNIT = """<?xml version="1.0" ?>
+<testsuites><testsuite name="reboot" tests="1" failures="0" errors="0" skipped="0">
+<testcase name="test_reachable_and_running_after_reboot" classname="acceptance.reboot" time="48.0"/>
+</testsuite></testsuites>
+"""
+
+HYGIENE_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="1">
+<testcase classname="acceptance.test_hygiene" name="test_no_ssh_host_keys" time="0.01"/>
+</testsuite></testsuites>
+"""
+
 EMPTY_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="0"></testsuite></testsuites>
 """
@@ -46,6 +58,10 @@ def make_run(root, version="golden-linux-2026.11.26+1", junit=PASSING_JUNIT, boo
                                               "sha256_after": digest})
     if test_exit is not None:
         _dump(run.path("test.json"), {"exit_code": test_exit})
+        _dump(run.path("hygiene.json"), {"exit_code": 0})
+        for name, text in (("junit-reboot.xml", REBOOT_JUNIT), ("junit-hygiene.xml", HYGIENE_JUNIT)):
+            with open(run.path(name), "w", encoding="utf-8") as fh:
+                fh.write(text)
     if junit is not None:
         with open(run.path("junit.xml"), "w", encoding="utf-8") as fh:
             fh.write(junit)

@@ -58,7 +58,7 @@ def test_round_trip_sign_then_verify(signed, key):
     assert prov["subject"] == [{"name": os.path.basename(run.artifact), "digest": {"sha256": digest}}]
     build = prov["predicate"]["buildDefinition"]
     assert build["externalParameters"]["template"]["path"] == "packer/golden.pkr.hcl"
-    assert {b["name"] for b in prov["predicate"]["runDetails"]["byproducts"]} == {"junit.xml", "gate.json", "scan.json"}
+    assert {b["name"] for b in prov["predicate"]["runDetails"]["byproducts"]} == {"junit-hygiene.xml", "junit.xml", "junit-reboot.xml", "gate.json", "scan.json"}
     assert prov["predicate"]["runDetails"]["metadata"]["invocationId"] == run.version
     result = verify_envelope(paths["test-result"], key[1], digest, TEST_RESULT_V01)["predicate"]
     assert result["result"] == "PASSED" and result["failedTests"] == []

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -12,7 +13,8 @@ def test_passing_run_passes_and_binds_the_digest(tmp_path):
     run = make_run(tmp_path)
     record = decide(run)
     assert record["decision"] == "pass", record["reasons"]
-    assert record["counts"] == {"passed": 2, "failed": 0, "error": 0, "skipped": 0, "waived": 0, "total": 2}
+    assert record["counts"] == {"passed": 4, "failed": 0, "error": 0, "skipped": 0, "waived": 0, "total": 4}
+    assert [j["path"] for j in record["junit"]] == ["junit-hygiene.xml", "junit.xml", "junit-reboot.xml"]
     on_disk = json.loads(open(run.path("gate.json")).read())
     assert on_disk["artifact"]["sha256"] == json.loads(open(run.path("artifact.json")).read())["sha256"]
     assert require_pass(run.path("gate.json"), run.artifact)[0]["decision"] == "pass"
@@ -26,11 +28,11 @@ def test_failed_check_fails_with_its_cis_id(tmp_path):
 
 
 @pytest.mark.parametrize("junit,reason", [
-    (None, "no JUnit file"),
+    (None, "no JUnit file junit.xml"),
     ("<testsuites><testsuite", "malformed JUnit XML"),
     ("", "malformed JUnit XML"),
     ("<html/>", "root element is <html>"),
-    (EMPTY_JUNIT, "zero tests ran"),
+    (EMPTY_JUNIT, "zero tests ran against the candidate"),
     (COLLECTION_ERROR_JUNIT, "errored"),
 ])
 def test_fails_closed_on_bad_junit(tmp_path, junit, reason):
@@ -79,3 +81,12 @@ def test_fails_when_not_scanned_or_the_scan_failed(tmp_path):
     assert any("not scanned" in r for r in record["reasons"])
     record = decide(make_run(tmp_path / "b", scan="fail"))
     assert any(r.startswith("vulnerability scan: CVE-2026-0001") for r in record["reasons"])
+
+
+@pytest.mark.parametrize("missing,reason", [("junit-reboot.xml", "the candidate back after a reboot"),
+                                            ("junit-hygiene.xml", "hygiene, before boot")])
+def test_fails_without_the_hygiene_or_reboot_results(tmp_path, missing, reason):
+    run = make_run(tmp_path)
+    os.unlink(run.path(missing))
+    record = decide(run)
+    assert record["decision"] == "fail" and any(missing in r and reason in r for r in record["reasons"])

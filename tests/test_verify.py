@@ -71,7 +71,7 @@ def test_explain_answers_the_audit_question(published, capsys):
     store, version, _ = published
     story = explain(store, version)
     assert story["version"] == version and story["signed_by"].startswith("SHA256:")
-    assert story["tests"]["counts"]["passed"] == 2 and story["scan"]["decision"] == "pass"
+    assert story["tests"]["counts"]["passed"] == 4 and story["scan"]["decision"] == "pass"
     text = explain_text(story)
     assert version in text and story["sha256"] in text and "signed by" in text
     assert main(["explain", version, "--json", "--store", str(store.root)]) == 0

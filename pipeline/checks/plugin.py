@@ -126,6 +126,11 @@ def pytest_addoption(parser):
                     help="evaluate exception expiry on this UTC day (default: today)")
     group.addoption("--boot-dir", dest="golden_boot_dir", metavar="DIR",
                     help="where --image keeps its console log and keys (default: a temporary directory)")
+    group.addoption("--spec", dest="golden_spec", metavar="PATH",
+                    help="the image spec the acceptance tests read (agents, time servers, allowlists); "
+                         "default: images/golden-linux.yaml")
+    group.addoption("--artifact", dest="golden_artifact", metavar="PATH",
+                    help="the image file the hygiene tests inspect read-only (default: --image)")
     group.addoption("--violate", dest="golden_violate", metavar="GLOBS",
                     help="with --image only: first apply the violation scenarios of these controls "
                          "(comma-separated globs) to the booted overlay, to see their checks fail")
@@ -134,6 +139,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "cis(id, violate, needs, services): the check of a CIS recommendation")
     config.addinivalue_line("markers", "level1: a CIS Level 1 control")
+    config.addinivalue_line("markers", "violate(script): the scenario that must make an acceptance test fail")
+    config.addinivalue_line("markers", "hygiene: inspects the artifact itself, read-only, before any boot")
     config.addinivalue_line("markers", "level2: a CIS Level 2 (only) control")
     for name in sorted({s for k in KINDS.values() for s in k.services} | {"sshd", "auditd", "pam", "network",
                                                                          "cron", "logging", "time", "accounts",
@@ -176,8 +183,11 @@ def _violate(config, cand):
     """Apply the selected controls' violation scenarios to the booted overlay, and record which."""
     state = config.stash[STATE]
     globs = [g.strip() for g in config.option.golden_violate.split(",") if g.strip()]
-    chosen = [s for cis_id, s in sorted(scenarios.collect().items(), key=lambda kv: id_key(kv[0]))
+    known = scenarios.collect()
+    chosen = [s for cis_id, s in sorted(known.items(), key=lambda kv: id_key(kv[0]))
               if state.selected(cis_id) and any(fnmatch.fnmatchcase(cis_id, g) for g in globs)]
+    chosen += [s for key, s in sorted(scenarios.acceptance().items())
+               if any(fnmatch.fnmatchcase(key, g) for g in globs)]
     print(f"[violate] applying {len(chosen)} violation scenarios", flush=True)
     failed = scenarios.apply(lambda script: cand.vm.run(f"sudo sh -c {shlex.quote(script)}", check=False), chosen)
     record = {"applied": [s.id for s in chosen if s.id not in failed], "failed_to_apply": failed}
@@ -385,6 +395,31 @@ def control_values(request):
     """The baseline values of the control this test checks."""
     mark = _cis_mark(request.node)
     return request.config.stash[STATE].baseline.values(mark.args[0]) if mark else {}
+
+
+@pytest.fixture(scope="session")
+def image_spec(request):
+    """The image spec under test (--spec), for its agents, time servers and allowlists."""
+    from ..spec import ImageSpec
+    path = request.config.option.golden_spec or os.path.join(
+        os.path.dirname(os.path.dirname(request.config.stash[STATE].catalogue.path)), "images", "golden-linux.yaml")
+    return ImageSpec.load(path, request.config.stash[STATE].baseline)
+
+
+@pytest.fixture(scope="session")
+def artifact_root(request):
+    """The artifact's root filesystem, mounted read-only, for the hygiene tests (--artifact or --image)."""
+    from ..artifact import mounted_root
+    path = request.config.option.golden_artifact or request.config.option.golden_image
+    if not path:
+        pytest.skip("hygiene tests inspect an image file: give --artifact PATH or --image PATH")
+    with mounted_root(path) as root:
+        yield root
+
+
+def violates(script):
+    """Mark an acceptance test with the scenario that must make it fail (applied by --violate)."""
+    return pytest.mark.violate(script)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from .baseline import Baseline
 from .catalogue import CHECKS_DIR, Catalogue
 
 PRELUDE = os.path.join(CHECKS_DIR, "scenarios.sh")
+ACCEPTANCE_DIR = os.path.join(os.path.dirname(CHECKS_DIR), "acceptance")
 APPLY_MARK = "@@golden-scenario@@"
 
 
@@ -38,6 +39,17 @@ def _python_controls(path):
         for mark in getattr(fn, "pytestmark", []):
             if mark.name == "cis" and mark.args:
                 yield mark.args[0], mark.kwargs.get("violate"), f"{path}::{name}"
+            elif mark.name == "violate" and mark.args:       # an acceptance test's scenario
+                yield f"acceptance:{name}", mark.args[0], f"{path}::{name}"
+
+
+def acceptance(directory=ACCEPTANCE_DIR):
+    """Scenarios of the functional acceptance tests: {"acceptance:<test name>": Scenario}."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(directory, "test_*.py"))):
+        for key, violate, where in _python_controls(path):
+            found[key] = Scenario(key, violate, where)
+    return found
 
 
 def collect(checks_dir=CHECKS_DIR, catalogue=None, baseline=None):

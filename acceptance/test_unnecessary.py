@@ -1,0 +1,55 @@
+"""Nothing unnecessary: listeners, packages and enabled services within the spec's allowlists
+(spec field `allowed`; a drift from them is reviewed, never silently accepted)."""
+
+import fnmatch
+
+from pipeline.checks.plugin import violates
+
+
+def _allowlist(spec, kind):
+    assert spec.allowed.get(kind) is not None, f"the image spec {spec.path} has no allowed.{kind} allowlist"
+    return spec.allowed[kind]
+
+
+def _listeners(host):
+    """(proto, address, port, process) of every listening TCP and UDP socket."""
+    out = []
+    for line in host.run("ss -Htulnp").stdout.splitlines():
+        words = line.split()
+        if len(words) < 5:
+            continue
+        address, _, port = words[4].rpartition(":")
+        proc = next((w for w in words[5:] if w.startswith("users:")), "")
+        out.append((words[0], address.strip("[]"), port, proc))
+    return out
+
+
+def _allowed_listener(proto, address, port, allowlist):
+    for entry in allowlist:
+        spec, _, where = entry.partition("@")
+        if spec == f"{proto}/{port}" and (not where or where == address or where.split("%")[0] == address.split("%")[0]):
+            return True
+    return False
+
+
+@violates("setsid python3 -m http.server 8088 --bind 0.0.0.0 </dev/null >/dev/null 2>&1 & sleep 3")
+def test_listeners_within_the_allowlist(host, image_spec):
+    extra = [f"{p}/{port}@{a} {proc}" for p, a, port, proc in _listeners(host)
+             if not _allowed_listener(p, a, port, _allowlist(image_spec, "listening"))]
+    assert not extra, f"listening outside the allowlist: {extra}"
+
+
+@violates("fake_package golden-unexpected-tool")
+def test_no_package_outside_the_allowlist(host, image_spec):
+    installed = host.run("dpkg-query -W -f '${Package} ${db:Status-Status}\\n'").stdout.split("\n")
+    names = [l.split()[0] for l in installed if l.endswith(" installed")]
+    extra = [n for n in names if not any(fnmatch.fnmatchcase(n, g) for g in _allowlist(image_spec, "packages"))]
+    assert not extra, f"{len(extra)} packages outside the allowlist: {extra[:20]}"
+
+
+@violates("fake_package golden-unexpected-daemon golden-unexpected-daemon.service")
+def test_no_enabled_service_outside_the_allowlist(host, image_spec):
+    units = host.run("systemctl list-unit-files --state=enabled --no-legend --plain").stdout.splitlines()
+    names = [u.split()[0] for u in units if u.strip()]
+    extra = [n for n in names if not any(fnmatch.fnmatchcase(n, g) for g in _allowlist(image_spec, "services"))]
+    assert not extra, f"enabled outside the allowlist: {extra}"
