@@ -31,10 +31,16 @@ class Scenario:
     where: str          # file:line of a check-file row, or module::function of a Python control
 
 
-def _python_controls(path):
+def load_module(path):
+    """A check module imported outside pytest (its functions carry their marks)."""
     spec = importlib.util.spec_from_file_location(f"golden_scenarios_{os.path.basename(path)[:-3]}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _python_controls(path):
+    module = load_module(path)
     for name, fn in vars(module).items():
         for mark in getattr(fn, "pytestmark", []):
             if mark.name == "cis" and mark.args:
