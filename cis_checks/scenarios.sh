@@ -2,9 +2,10 @@
 # root on a booted candidate (an ephemeral overlay) with GOLDEN_SCENARIO set to the CIS id.
 # Each helper breaks one thing the way a real misconfiguration would.
 
-# sshd_option KEYWORD VALUE: a drop-in that sorts before the hardening's own, so it wins.
+# sshd_option KEYWORD VALUE: a drop-in that sorts before the hardening's own, so it wins (one file
+# per scenario; a scenario may set several keywords).
 sshd_option() {
-    printf '%s %s\n' "$1" "$2" > "/etc/ssh/sshd_config.d/01-violation-${GOLDEN_SCENARIO}.conf"
+    printf '%s %s\n' "$1" "$2" >> "/etc/ssh/sshd_config.d/01-violation-${GOLDEN_SCENARIO}.conf"
 }
 
 # sysctl_violate KEY VALUE: wrong now and wrong after the next boot.
