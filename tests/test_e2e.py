@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipeline.checks.scenarios import acceptance, collect
+from pipeline.sbom import build_sbom, packages_in, validate_sbom
 
 from .conftest import ROOT, golden
 
@@ -55,6 +56,19 @@ def test_default_spec_is_built_tested_gated_signed_and_published(default_run, pu
     assert listing.returncode == 0 and summary["version"] in listing.stdout
     report = open(os.path.join(run_dir, "report.html")).read()
     assert "5.1 Configure SSH Server" in report and "5.1.20" in report and summary["version"] in report
+
+
+def test_the_sbom_is_read_from_the_artifact_itself(default_run, published):
+    version, image, _ = published
+    before = os.stat(image)
+    doc = validate_sbom(build_sbom(image, name="linux", version=version, sha256=published[2]))
+    binaries, sources = packages_in(doc)
+    by_name = {b["name"]: b for b in binaries}
+    assert by_name["openssh-server"]["source"]["name"] == "openssh" and "openssh" in {s["name"] for s in sources}
+    assert by_name["openssh-server"]["purl"].startswith("pkg:deb/debian/openssh-server@1:9.2p1-")
+    assert doc["metadata"]["component"]["version"] == version
+    after = os.stat(image)
+    assert (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
 
 
 def test_the_published_image_verifies_and_explains_itself(published, e2e_dirs):
