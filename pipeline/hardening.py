@@ -6,7 +6,8 @@ that packer/scripts/hardening-cis.sh applies, plus the choice of hardening scrip
     path, version = resolve_script("current", work_dir)
 
 plan.tsv: one row per value to apply, `id <TAB> kind <TAB> field...`, with targets already
-computed from the expectation operators, so the shell needs no YAML or operator logic.
+computed from the expectation operators, so the shell needs no YAML or operator logic. An empty
+field is written `-` (bash's `read` would merge consecutive tabs and shift the fields).
 """
 
 import os
@@ -136,7 +137,7 @@ def write_plan(directory, rows, meta):
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "plan.tsv"), "w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write("\t".join(_clean(f) for f in row) + "\n")
+            fh.write("\t".join(_clean(f) or "-" for f in row) + "\n")
     with open(os.path.join(directory, "plan-meta.env"), "w", encoding="utf-8") as fh:
         for key, value in meta.items():
             fh.write(f"GOLDEN_{key.upper()}='{_clean(value)}'\n")

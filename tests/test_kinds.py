@@ -184,3 +184,43 @@ def test_banners():
     found = evaluate("banners", {"/etc/issue": "Authorized use only.", "/etc/motd": "x"}, f)
     assert any("not the company banner" in x for x in found) and any("discloses" in x for x in found)
     assert "/etc/motd does not exist" in found
+
+
+def test_mounts_separate_now_and_at_boot():
+    want = {"/tmp": {"separate": True, "options": ["nodev", "noexec"]}}
+    tmp = '{"filesystems": [{"target": "/tmp", "source": "tmpfs", "fstype": "tmpfs", "options": "rw,nosuid,nodev,noexec"}]}'
+    fstab = "UUID=4a90 / ext4 errors=remount-ro 0 1"
+    ok = facts(mounts=tmp, fstab=fstab, unit_files="tmp.mount enabled enabled")
+    assert evaluate("mounts", want, ok) == []
+    disabled = facts(mounts=tmp, fstab=fstab, unit_files="tmp.mount disabled enabled")
+    assert evaluate("mounts", want, disabled) == ["/tmp is not mounted at boot (/etc/fstab: no, tmp.mount: disabled)"]
+    from_fstab = facts(mounts=tmp, fstab=fstab + "\ntmpfs /tmp tmpfs nodev,noexec 0 0", unit_files="tmp.mount generated -")
+    assert evaluate("mounts", want, from_fstab) == []
+    masked = facts(mounts=tmp, fstab=fstab + "\ntmpfs /tmp tmpfs nodev,noexec 0 0", unit_files="tmp.mount masked -")
+    assert evaluate("mounts", want, masked) == ["/tmp is not mounted at boot (/etc/fstab: yes, tmp.mount: masked)"]
+
+
+def test_mounts_bind_of_a_directory_is_not_separate():
+    shm = ('{"filesystems": [{"target": "/dev/shm", "source": "tmpfs", "fstype": "tmpfs", "options": "rw,nosuid,nodev,noexec"},'
+           '{"target": "/dev/shm", "source": "/dev/vda1[/var/lib/x]", "fstype": "ext4", "options": "rw,nosuid,nodev"}]}')
+    f = facts(mounts=shm, fstab="", unit_files="x.service enabled enabled")
+    assert evaluate("mounts", {"/dev/shm": {"separate": True, "options": ["noexec"]}}, f) == [
+        "/dev/shm is a bind mount of /dev/vda1[/var/lib/x], not a separate filesystem",
+        "/dev/shm is mounted without noexec (options: rw,nosuid,nodev)"]
+    api = facts(mounts=shm.split(",{")[0] + "]}", fstab="", unit_files="x.service enabled enabled")
+    assert evaluate("mounts", {"/dev/shm": {"separate": True}}, api) == []
+    assert KINDS["mounts"].mount_unit("/var/log/audit") == "var-log-audit.mount"
+
+
+def test_kernel_module_with_dependencies_disabled():
+    f = facts(modules="udf|/lib/modules/x/udf.ko|insmod /lib/modules/x/crc-itu-t.ko  install /bin/false ",
+              lsmod="", modprobe_config="blacklist udf\ninstall udf /bin/false")
+    assert evaluate("kernel_modules", ["udf"], f) == []
+
+
+def test_a_failed_fact_command_is_an_error_not_a_finding():
+    import pytest
+    from pipeline.checks.facts import FactError
+    f = facts(unit_files="", units="")
+    with pytest.raises(FactError, match="unit_files.*came back empty"):
+        KINDS["services_enabled"].evaluate(["cron.service"], f)

@@ -2,8 +2,8 @@
 # hardening-cis.sh: apply the company CIS baseline (cis_checks/baseline.yaml) to the image.
 #
 # Input: $GOLDEN_PROVISION/plan.tsv, the baseline resolved by `golden build` for this image's
-# role, level and exceptions: one row per value, `id <TAB> kind <TAB> fields...`. Controls that
-# carry an exception arrive as `id skip reason` rows and are left exactly as they are.
+# role, level and exceptions: one row per value, `id <TAB> kind <TAB> fields...` (an empty field is
+# `-`). Controls that carry an exception arrive as `id skip reason` rows and are left as they are.
 # Idempotent: every file it owns is rewritten whole; permissions only ever lose bits.
 # Output: /etc/golden/hardening.json, the record of what was applied, by CIS id, with this version.
 HARDENING_VERSION="1.1.0"
@@ -131,6 +131,9 @@ apply_files() {
     local id kind path mode owner groups absent current group
     while IFS=$'\t' read -r id kind path mode owner groups absent; do
         APPLIED[$id]=1
+        [ "$mode" = - ] && mode=""
+        [ "$owner" = - ] && owner=""
+        [ "$groups" = - ] && groups=""
         if [ ! -e "$path" ]; then
             [ "$absent" = absent_ok ] || log "warning: $path does not exist"
             continue

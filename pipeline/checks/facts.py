@@ -27,8 +27,9 @@ SECTIONS = {
     "lsmod": "cat /proc/modules",
     "modprobe_config": "modprobe --showconfig 2>/dev/null | grep -E '^(blacklist|install) '",
     "packages": "dpkg-query -W -f '${Package}\\t${db:Status-Status}\\t${Version}\\n' 2>/dev/null",
-    "unit_files": "systemctl list-unit-files --no-legend --no-pager --plain 2>/dev/null",
-    "units": "systemctl list-units --all --no-legend --no-pager --plain 2>/dev/null",
+    # Under emulation on a busy host these can outlast systemd's default 25 s D-Bus timeout.
+    "unit_files": "SYSTEMD_BUS_TIMEOUT=120 systemctl list-unit-files --no-legend --no-pager --plain 2>/dev/null",
+    "units": "SYSTEMD_BUS_TIMEOUT=120 systemctl list-units --all --no-legend --no-pager --plain 2>/dev/null",
     "mounts": "findmnt -J -l -o TARGET,SOURCE,FSTYPE,OPTIONS 2>/dev/null",
     "fstab": "cat /etc/fstab 2>/dev/null",
     "passwd": "getent passwd",
@@ -45,7 +46,6 @@ SECTIONS = {
     "nft": "nft -j list ruleset 2>&1",
     "listening": "ss -Htulnp 2>/dev/null",
     "processes": "ps -eo user=,comm=,args=",
-    "aa_status": "aa-status --json 2>/dev/null || echo '{}'",
     "local_mounts": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,vfat,tmpfs",
     "suid_sgid": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs | while read -r m; do "
                  "find \"$m\" -xdev -type f \\( -perm -4000 -o -perm -2000 \\) -print 2>/dev/null; done | sort -u",
@@ -109,6 +109,14 @@ PARAM_SECTIONS = {"stat": _stat_snippet, "modules": _modules_snippet, "config": 
                   "content": _content_snippet}
 
 
+# Sections that always print something on a working system: empty means the command failed.
+NEVER_EMPTY = {"sshd", "sysctl", "packages", "unit_files", "units", "mounts", "passwd", "group", "shadow", "cmdline"}
+
+
+class FactError(RuntimeError):
+    """A fact could not be gathered: the checks that need it error out (they never pass or fail on it)."""
+
+
 class Request:
     """What a set of checks needs to know about a host."""
 
@@ -167,7 +175,8 @@ class Module:
         """Loadable on request: present, and modprobe would not run a substitute command."""
         if not self.file:
             return False
-        return not re.search(r"^install\s+/bin/(false|true)\b", self.modprobe.strip())
+        # modprobe -n -v lists the dependencies' insmods first, then the module's own command.
+        return not re.search(r"(^|\s)install\s+/bin/(false|true)\b", self.modprobe)
 
 
 class Facts:
@@ -232,7 +241,10 @@ class Facts:
 
     def raw(self, name):
         if name not in self.sections:
-            raise LookupError(f"fact section {name!r} was not collected")
+            raise FactError(f"fact section {name!r} was not collected")
+        if name in NEVER_EMPTY and not self.sections[name].strip():
+            # A command that failed on the host must not read as "nothing installed/enabled".
+            raise FactError(f"fact section {name!r} came back empty: `{SECTIONS[name]}` failed on the host")
         return self.sections[name]
 
     @functools.cached_property

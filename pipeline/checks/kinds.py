@@ -265,9 +265,12 @@ class ServicesEnabled(Kind):
 
 
 class Mounts(Kind):
-    """Mount points: a separate filesystem (`separate: true`), and the options it must be mounted
-    with wherever it is a separate mount."""
+    """Mount points: a separate filesystem (`separate: true`: mounted now, not a bind mount of a
+    directory of another filesystem, and mounted again at boot), and the options it must be
+    mounted with wherever it is a separate mount."""
     name, services = "mounts", ("filesystem",)
+    API_MOUNTS = {"/dev/shm"}       # systemd mounts these itself at every boot, without fstab or unit
+    AT_BOOT = ("enabled", "enabled-runtime", "static", "generated", "alias", "indirect")
 
     def validate(self, value):
         if not isinstance(value, dict) or not value:
@@ -275,23 +278,45 @@ class Mounts(Kind):
         for target, want in value.items():
             if not isinstance(want, dict) or set(want) - {"separate", "options"}:
                 return f"{target}: must be a mapping with keys separate and/or options"
-            opts = want.get("options", [])
-            if not isinstance(opts, list):
+            if not isinstance(want.get("options", []), list):
                 return f"{target}: options must be a list"
         return None
 
     def needs(self, value, request):
         request.add("mounts")
+        if any(want.get("separate") for want in value.values()):
+            request.add("fstab")
+            request.add("unit_files")
+
+    @staticmethod
+    def mount_unit(target):
+        """systemd's unit name for a mount point (as `systemd-escape -p --suffix=mount`)."""
+        path = target.strip("/")
+        return ("".join(c if c.isalnum() or c in ":_." else "-" if c == "/" else f"\\x{ord(c):02x}"
+                        for c in path) or "-") + ".mount"
+
+    def _not_at_boot(self, target, facts):
+        unit = self.mount_unit(target)
+        state = facts.unit_files.get(unit)
+        in_fstab = any(len(w) >= 4 and not w[0].startswith("#") and w[1] == target and "noauto" not in w[3].split(",")
+                       for w in (line.split() for line in facts.lines("fstab")))
+        if state == "masked" or not (in_fstab or state in self.AT_BOOT or target in self.API_MOUNTS):
+            return f"{target} is not mounted at boot (/etc/fstab: {'yes' if in_fstab else 'no'}, {unit}: {state or 'none'})"
+        return None
 
     def evaluate(self, value, facts):
         findings = []
         for target, want in value.items():
             fs = facts.mounts.get(target)
-            if fs is None:
-                # CIS: options apply "if a separate partition exists"; `separate: true` demands one.
-                if want.get("separate"):
+            if want.get("separate"):
+                if fs is None:
                     findings.append(f"{target} is not a separate mount")
-                continue
+                elif "[" in (fs.get("source") or ""):      # findmnt shows a bind mount as DEVICE[/directory]
+                    findings.append(f"{target} is a bind mount of {fs['source']}, not a separate filesystem")
+                elif reason := self._not_at_boot(target, facts):
+                    findings.append(reason)
+            if fs is None:
+                continue    # CIS: options apply "if a separate partition exists"
             options = set((fs.get("options") or "").split(","))
             missing = [o for o in want.get("options", []) if o not in options]
             if missing:
