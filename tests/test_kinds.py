@@ -224,3 +224,10 @@ def test_a_failed_fact_command_is_an_error_not_a_finding():
     f = facts(unit_files="", units="")
     with pytest.raises(FactError, match="unit_files.*came back empty"):
         KINDS["services_enabled"].evaluate(["cron.service"], f)
+
+
+def test_pwquality_main_file_and_module_arguments_win():
+    f = facts(**{"config:pwquality": "minlen = 14\n# /etc/security/pwquality.conf\nminlen = 8\n"})
+    assert "pwquality minlen is 8" in evaluate("config", {"pwquality": {"minlen": {"at_least": 14}}}, f)[0]
+    f = facts(**{"config:faillock": "deny = 5\npreauth\ndeny=10\n"})
+    assert "faillock deny is 10" in evaluate("config", {"faillock": {"deny": {"at_most": 5}}}, f)[0]

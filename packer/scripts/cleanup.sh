@@ -3,7 +3,7 @@
 # (cloud-init makes new ones at first boot), an empty machine-id, no logs, apt lists, cloud-init
 # instance data, shell history or temporary files.
 set -eu
-CLEANUP_VERSION=1.0.0
+CLEANUP_VERSION=1.1.0
 BUILD_USER=golden-build
 echo "cleanup $CLEANUP_VERSION"
 
@@ -21,6 +21,7 @@ rm -rf /var/lib/cloud/instances/* /var/lib/cloud/instance
 
 find /var/log -type f \( -name '*.gz' -o -name '*.[0-9]' -o -name '*.old' \) -delete
 find /var/log -type f -exec truncate -s 0 {} +
+journalctl --relinquish-var     # journald writes to /run until the image's first boot
 rm -rf /var/log/journal/*
 
 rm -f /root/.bash_history /root/.lesshst /root/.viminfo /home/*/.bash_history

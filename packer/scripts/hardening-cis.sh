@@ -128,26 +128,30 @@ apply_banners() {
 param() { awk -F'\t' -v i="$1" -v k="$2" '$1 == i && $2 == "params" && $3 == k {print $4; exit}' "$PLAN"; }
 
 apply_files() {
-    local id kind path mode owner groups absent current group
-    while IFS=$'\t' read -r id kind path mode owner groups absent; do
+    local id kind pattern mode owner groups absent current group path matched
+    while IFS=$'\t' read -r id kind pattern mode owner groups absent; do
         APPLIED[$id]=1
         [ "$mode" = - ] && mode=""
         [ "$owner" = - ] && owner=""
         [ "$groups" = - ] && groups=""
-        if [ ! -e "$path" ]; then
-            [ "$absent" = absent_ok ] || log "warning: $path does not exist"
-            continue
-        fi
-        [ -n "$owner" ] && chown "$owner" "$path"
-        if [ -n "$groups" ]; then
-            current=$(stat -L -c %G "$path")
-            group=${groups%%|*}
-            case "|$groups|" in *"|$current|"*) ;; *) chgrp "$group" "$path" ;; esac
-        fi
-        if [ -n "$mode" ]; then
-            current=$(stat -L -c %a "$path")
-            chmod "$(printf '%o' $(( 8#$current & 8#$mode )))" "$path"
-        fi
+        matched=""
+        # Globs expand here, unquoted: GLOB_SAFE (facts.py) keeps patterns free of spaces and of
+        # anything else the shell reads. An unmatched glob stays literal and fails the -e test.
+        for path in $pattern; do
+            [ -e "$path" ] || continue
+            matched=1
+            [ -n "$owner" ] && chown "$owner" "$path"
+            if [ -n "$groups" ]; then
+                current=$(stat -L -c %G "$path")
+                group=${groups%%|*}
+                case "|$groups|" in *"|$current|"*) ;; *) chgrp "$group" "$path" ;; esac
+            fi
+            if [ -n "$mode" ]; then
+                current=$(stat -L -c %a "$path")
+                chmod "$(printf '%o' $(( 8#$current & 8#$mode )))" "$path"
+            fi
+        done
+        [ -n "$matched" ] || [ "$absent" = absent_ok ] || log "warning: $pattern matches no file"
     done < <(rows files)
 }
 

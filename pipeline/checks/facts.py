@@ -46,6 +46,7 @@ SECTIONS = {
     "nft": "nft -j list ruleset 2>&1",
     "listening": "ss -Htulnp 2>/dev/null",
     "processes": "ps -eo user=,comm=,args=",
+    "login_shells": "grep '^/' /etc/shells | grep -v '/nologin$'",   # CIS's "valid login shells"
     "local_mounts": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,vfat,tmpfs",
     "suid_sgid": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs | while read -r m; do "
                  "find \"$m\" -xdev -type f \\( -perm -4000 -o -perm -2000 \\) -print 2>/dev/null; done | sort -u",
@@ -67,8 +68,14 @@ CONFIG_SOURCES = {
     "journald": ("systemd-analyze cat-config systemd/journald.conf", "="),
     "coredump": ("systemd-analyze cat-config systemd/coredump.conf", "="),
     "auditd": ("cat /etc/audit/auditd.conf", "="),
-    "pwquality": ("cat /etc/security/pwquality.conf /etc/security/pwquality.conf.d/*.conf", "="),
-    "faillock": ("cat /etc/security/faillock.conf", "="),
+    # libpwquality reads the drop-ins first and the main file last; pam_pwquality's arguments win over both.
+    "pwquality": ("cat /etc/security/pwquality.conf.d/*.conf /etc/security/pwquality.conf 2>/dev/null; "
+                  "sed -n 's/^[[:space:]]*-\\{0,1\\}password[[:space:]].*pam_pwquality\\.so//p' /etc/pam.d/common-password "
+                  "| tr -s ' \\t' '\\n'", "="),
+    # pam_faillock's arguments win over faillock.conf.
+    "faillock": ("cat /etc/security/faillock.conf 2>/dev/null; "
+                 "sed -n 's/^[[:space:]]*-\\{0,1\\}auth[[:space:]].*pam_faillock\\.so//p' /etc/pam.d/common-auth "
+                 "| tr -s ' \\t' '\\n'", "="),
     "login_defs": ("cat /etc/login.defs", None),
     "useradd": ("useradd -D", "="),
     "rsyslog": ("cat /etc/rsyslog.conf /etc/rsyslog.d/*.conf", None),
