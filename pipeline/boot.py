@@ -64,7 +64,7 @@ def write_ssh_config(path, port, user, key_path):
 
 
 @contextlib.contextmanager
-def booted(image, workdir, *, cache_dir, log=print, groups=(), timeout=420, memory=1024, cpus=2,
+def booted(image, workdir, *, cache_dir, log=print, groups=None, timeout=420, memory=1024, cpus=2,
            extra_args=()):
     image = os.path.abspath(image)
     if not os.path.isfile(image):
@@ -73,6 +73,7 @@ def booted(image, workdir, *, cache_dir, log=print, groups=(), timeout=420, memo
     log(f"sha256 of {os.path.basename(image)} before boot")
     digest = sha256_file(image)
     key_path, public = keys.new_keypair(workdir, seed.TEST_USER)
+    groups = seed.login_groups() if groups is None else groups
     seed_dir = os.path.join(workdir, "seed")
     seed.write_seed(seed_dir, instance_id=f"golden-boot-{uuid.uuid4()}", hostname="candidate",
                     user=seed.TEST_USER, public_key=public, groups=groups)

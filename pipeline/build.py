@@ -51,7 +51,8 @@ def build(spec, run, base, baseline, *, cache_dir, log, skipped=None):
     os.makedirs(provision, exist_ok=True)
     key_path, public = keys.new_keypair(work, seed.BUILD_USER)
     seed_files = seed.write_seed(os.path.join(work, "seed"), instance_id=f"golden-build-{run.version}",
-                                 hostname="golden-build", user=seed.BUILD_USER, public_key=public)
+                                 hostname="golden-build", user=seed.BUILD_USER, public_key=public,
+                                 groups=seed.login_groups(baseline))
     rows = prepare_provision(spec, baseline, provision, skipped)
     script, hversion = hardening.resolve_script(spec.hardening_version, work)
     accel = qemu.accelerator(cache_dir, base.path, log)

@@ -56,3 +56,11 @@ def make_iso(directory, iso_path):
     except subprocess.CalledProcessError as exc:
         raise GoldenError(f"xorriso failed: {exc.stderr.strip()}", file=iso_path) from None
     return iso_path
+
+
+def login_groups(baseline=None):
+    """Groups sshd admits (baseline parameter `ssh_login_group`, CIS 5.1.4): the pipeline's own
+    build and test accounts join them, or the hardened image would refuse the suite's login."""
+    from .checks.baseline import Baseline
+    group = (baseline or Baseline.load()).parameters.get("ssh_login_group")
+    return [group] if group else []
