@@ -20,7 +20,9 @@ fake_package() {
     name=$1 unit=${2:-}
     dir=$(mktemp -d)
     mkdir -p "$dir/DEBIAN"
-    printf 'Package: %s\nVersion: 0.0-violation\nArchitecture: all\nMaintainer: golden tests <root@localhost>\nDescription: violation scenario %s\n' \
+    # The epoch puts the fake above every real version, so no Breaks/Conflicts of an installed
+    # library can keep it from being configured (only "installed" counts as installed).
+    printf 'Package: %s\nVersion: 99:0-violation\nArchitecture: all\nMaintainer: golden tests <root@localhost>\nDescription: violation scenario %s\n' \
         "$name" "$GOLDEN_SCENARIO" > "$dir/DEBIAN/control"
     if [ -n "$unit" ]; then
         mkdir -p "$dir/lib/systemd/system"

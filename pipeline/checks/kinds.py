@@ -399,7 +399,7 @@ class KernelCmdline(Kind):
         return findings
 
 
-def _pam_rules(facts):
+def pam_rules(facts):
     """/etc/pam.d file name -> resolved rules [(type, control, module, args)], @include expanded."""
     files = {path.rsplit("/", 1)[-1]: text for path, text in facts.files("pam").items()}
 
@@ -473,7 +473,7 @@ class Pam(Kind):
         return expect.check(values.get(name), spec)
 
     def evaluate(self, value, facts):
-        stacks = _pam_rules(facts)
+        stacks = pam_rules(facts)
         findings = []
         for name, rules in value.items():
             if name not in stacks:

@@ -293,13 +293,15 @@ def _describe_failure(config, cis_id, failure):
     return f"CIS {rec.id} {rec.title}:\n" + "\n".join(f"  - {f}" for f in failure.findings)
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
-    # Python controls that end with require(findings) report like check-file rows: the findings.
+    """Python controls that end with require(findings) report like check-file rows: the findings."""
+    outcome = yield
+    report = outcome.get_result()
     if call.excinfo is not None and isinstance(call.excinfo.value, ControlFailed) and not isinstance(item, CheckItem):
         mark = _cis_mark(item)
-        if mark:
-            call.excinfo.value.args = (_describe_failure(item.config, mark.args[0], call.excinfo.value),)
+        if mark and report.failed:
+            report.longrepr = _describe_failure(item.config, mark.args[0], call.excinfo.value)
 
 
 @pytest.hookimpl(hookwrapper=True)
