@@ -15,11 +15,12 @@ sysctl_violate() {
 }
 
 # fake_package NAME [UNIT]: a real dpkg package of that name is installed; with UNIT, it ships
-# that systemd service, enabled and running.
+# that systemd service, enabled and running. Packages are built now and installed together by
+# scenarios_finish (one dpkg run instead of one per scenario: each costs seconds under emulation).
 fake_package() {
     name=$1 unit=${2:-}
     dir=$(mktemp -d)
-    mkdir -p "$dir/DEBIAN"
+    mkdir -p "$dir/DEBIAN" /run/golden-fake-debs
     # The epoch puts the fake above every real version, so no Breaks/Conflicts of an installed
     # library can keep it from being configured (only "installed" counts as installed).
     printf 'Package: %s\nVersion: 99:0-violation\nArchitecture: all\nMaintainer: golden tests <root@localhost>\nDescription: violation scenario %s\n' \
@@ -28,14 +29,10 @@ fake_package() {
         mkdir -p "$dir/lib/systemd/system"
         printf '[Unit]\nDescription=violation scenario\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n' \
             > "$dir/lib/systemd/system/$unit"
+        echo "$unit" >> /run/golden-fake-units
     fi
-    dpkg-deb -b "$dir" "$dir.deb" >/dev/null
-    dpkg -i "$dir.deb" >/dev/null
-    rm -rf "$dir" "$dir.deb"
-    if [ -n "$unit" ]; then
-        systemctl daemon-reload
-        systemctl enable --now "$unit" >/dev/null 2>&1
-    fi
+    dpkg-deb -Znone -b "$dir" "/run/golden-fake-debs/$name.deb" >/dev/null
+    rm -rf "$dir"
 }
 
 # module_available NAME: the module can be loaded: the hardening's modprobe rules for it are gone,
@@ -65,6 +62,16 @@ login_defs_set() {
 
 # Called once after every scenario ran: work several scenarios need is done here, once.
 scenarios_finish() {
+    if [ -d /run/golden-fake-debs ]; then
+        dpkg -i /run/golden-fake-debs/*.deb >/dev/null 2>&1 || true
+        rm -rf /run/golden-fake-debs
+    fi
+    if [ -f /run/golden-fake-units ]; then
+        systemctl daemon-reload
+        # shellcheck disable=SC2046
+        systemctl enable --now $(cat /run/golden-fake-units) >/dev/null 2>&1 || true
+        rm -f /run/golden-fake-units
+    fi
     if [ -f /run/golden-scenario-depmod ]; then
         depmod -a
         rm -f /run/golden-scenario-depmod

@@ -293,8 +293,8 @@ def _describe_failure(config, cis_id, failure):
     return f"CIS {rec.id} {rec.title}:\n" + "\n".join(f"  - {f}" for f in failure.findings)
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
+@pytest.hookimpl(hookwrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
+def pytest_runtest_makereport_findings(item, call):
     """Python controls that end with require(findings) report like check-file rows: the findings."""
     outcome = yield
     report = outcome.get_result()
@@ -304,8 +304,8 @@ def pytest_runtest_makereport(item, call):
             report.longrepr = _describe_failure(item.config, mark.args[0], call.excinfo.value)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+@pytest.hookimpl(hookwrapper=True, specname="pytest_runtest_makereport")
+def pytest_runtest_makereport_waivers(item, call):
     """A failed control covered by an unexpired exception is reported as waived: skipped in the
     JUnit, with the exception's why, owner, ticket and expiry. Crashes are never waived."""
     outcome = yield
