@@ -59,7 +59,7 @@ def test_changes_with_who_is_affected(edited):
 def test_cli_json(edited, capsys):
     assert main(["impact", "--from", ROOT, "--to", str(edited), "--json", "--as-of", "2026-11-26"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["summary"]["controls_changed"] == 1 and report["summary"]["images_affected"] == ["linux"]
+    assert report["summary"]["controls_changed"] == 1 and report["summary"]["images_affected"] == ["bastion", "linux"]
 
 
 def test_unknown_ref():

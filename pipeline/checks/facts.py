@@ -49,12 +49,12 @@ SECTIONS = {
     "login_shells": "grep '^/' /etc/shells | grep -v '/nologin$'",   # CIS's "valid login shells"
     "local_mounts": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,vfat,tmpfs",
     "suid_sgid": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs | while read -r m; do "
-                 "find \"$m\" -xdev -type f \\( -perm -4000 -o -perm -2000 \\) -print 2>/dev/null; done | sort -u",
+                 "find \"$m\" -xdev -type f \\( -perm -4000 -o -perm -2000 \\) -print 2>/dev/null; done | sort -u; echo @@scan-complete@@",
     "world_writable": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,tmpfs | while read -r m; do "
                       "find \"$m\" -xdev \\( -type f -perm -0002 -o -type d -perm -0002 ! -perm -1000 \\) "
-                      "! -path '/proc/*' ! -path '/sys/*' -print 2>/dev/null; done | sort -u",
+                      "! -path '/proc/*' ! -path '/sys/*' -print 2>/dev/null; done | sort -u; echo @@scan-complete@@",
     "unowned": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,tmpfs | while read -r m; do "
-               "find \"$m\" -xdev \\( -nouser -o -nogroup \\) -print 2>/dev/null; done | sort -u",
+               "find \"$m\" -xdev \\( -nouser -o -nogroup \\) -print 2>/dev/null; done | sort -u; echo @@scan-complete@@",
     "homes": "getent passwd | while IFS=: read -r u _ uid _ _ h sh; do "
              "[ -d \"$h\" ] && stat -L -c \"$u|$uid|$sh|%n|%a|%U|%G\" \"$h\" && "
              "find \"$h\" -maxdepth 1 -name '.*' -type f -exec stat -L -c \"$u|$uid|$sh|%n|%a|%U|%G\" {} +; done 2>/dev/null",
@@ -117,7 +117,12 @@ PARAM_SECTIONS = {"stat": _stat_snippet, "modules": _modules_snippet, "config": 
 
 
 # Sections that always print something on a working system: empty means the command failed.
-NEVER_EMPTY = {"sshd", "sysctl", "packages", "unit_files", "units", "mounts", "passwd", "group", "shadow", "cmdline"}
+NEVER_EMPTY = {"sshd", "sysctl", "packages", "unit_files", "units", "mounts", "passwd", "group", "shadow", "cmdline",
+               "login_shells"}
+# Filesystem scans end with a marker: without it the scan did not finish, and an empty list
+# would wrongly read as "nothing found".
+SCANS = {"suid_sgid", "world_writable", "unowned"}
+SCAN_COMPLETE = "@@scan-complete@@"
 
 
 class FactError(RuntimeError):
@@ -252,6 +257,11 @@ class Facts:
         if name in NEVER_EMPTY and not self.sections[name].strip():
             # A command that failed on the host must not read as "nothing installed/enabled".
             raise FactError(f"fact section {name!r} came back empty: `{SECTIONS[name]}` failed on the host")
+        if name in SCANS:
+            text = self.sections[name].rstrip()
+            if not text.endswith(SCAN_COMPLETE):
+                raise FactError(f"the {name} scan did not finish on the host")
+            return text[:-len(SCAN_COMPLETE)]
         return self.sections[name]
 
     @functools.cached_property
