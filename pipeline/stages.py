@@ -30,9 +30,23 @@ def preflight(spec, cache_dir, exception_paths=None):
     exception files. Returns the exceptions in the image's scope, keyed by the controls they cover."""
     for tool, package in TOOLS:
         require_tool(tool, package)
+    _authorized_time_servers(spec, Baseline.load())
     _, relevant = load_exceptions(spec, exception_paths)
     base_preflight(spec.base, cache_dir)
     return skipped_controls(relevant, spec)
+
+
+def _authorized_time_servers(spec, baseline):
+    """A spec's time servers must be among the baseline's authorized ones (CIS 2.3.3.1), or the
+    image would fail its gate after a full build: say so now."""
+    authorized = baseline.values("2.3.3.1").get("params", {}).get("servers")
+    if not authorized or not baseline.applies("2.3.3.1", spec.role, spec.level):
+        return
+    authorized = authorized if isinstance(authorized, list) else str(authorized).split()
+    stray = [s for s in spec.time_servers if s not in authorized]
+    if stray:
+        raise GoldenError(f"time server(s) {', '.join(stray)} are not authorized by the baseline "
+                          f"(CIS 2.3.3.1: {', '.join(authorized)})", file=spec.path, field="time_servers")
 
 
 def skipped_controls(relevant, spec):

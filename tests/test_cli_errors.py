@@ -78,3 +78,14 @@ def test_missing_tool(tmp_path, dirs, capsys, monkeypatch, missing, package):
 def test_unknown_run(dirs, capsys):
     assert golden(dirs, "gate", "--run", "golden-linux-2026.11.26+99") == 2
     assert "no run directory for 'golden-linux-2026.11.26+99'" in capsys.readouterr().err
+
+
+def test_unauthorized_time_server(tmp_path, dirs, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(open("images/golden-linux.yaml").read().replace("time_servers: [10.0.2.2]",
+                                                                   "time_servers: [pool.ntp.org]")
+                    .replace("../feeds/", f"{os.getcwd()}/feeds/"))
+    assert golden(dirs, "run", "--spec", str(spec)) == 2
+    err = capsys.readouterr().err
+    assert "time_servers: time server(s) pool.ntp.org are not authorized by the baseline (CIS 2.3.3.1" in err
+    assert_nothing_made(dirs)
