@@ -3,11 +3,11 @@
 import fnmatch
 import re
 
-from pipeline.checks import facts
+from pipeline.checks.facts import register
 from pipeline.checks.plugin import control, require
 
 # Every file under /var/log (symlinks followed, as a reader of the logs would): path|mode|owner|group.
-facts.register("var_log_files", "find -L /var/log -type f -exec stat -L -c '%n|%a|%U|%G' {} + 2>/dev/null")
+register("var_log_files", "find -L /var/log -type f -exec stat -L -c '%n|%a|%U|%G' {} + 2>/dev/null")
 
 # rsyslog inputs that receive from the network, in the legacy and the RainerScript syntax.
 NETWORK_INPUT = re.compile(r"\b(imtcp|imudp|imrelp)\b|\$(InputTCPServerRun|UDPServerRun|InputRELPServerRun)\b",

@@ -3,7 +3,7 @@ tools (the rest: 6.3-integrity.yaml)."""
 
 import re
 
-from pipeline.checks import facts
+from pipeline.checks.facts import register
 from pipeline.checks.plugin import control, findings_for, require
 
 DATABASE = "/var/lib/aide/aide.db"     # aide.conf database_in
@@ -11,8 +11,8 @@ DATABASE = "/var/lib/aide/aide.db"     # aide.conf database_in
 # AIDE's selection lines for programs in (/usr)/sbin and /bin, as `file:line`, in the order AIDE
 # reads its configuration: aide.conf, then aide.conf.d (@@x_include). One grep: a loop over the
 # ~200 snippet files takes most of a minute under emulation.
-facts.register("aide_sbin_rules", "grep -H -E '^[[:space:]]*=?/(usr/)?s?bin/' /etc/aide/aide.conf "
-                                  "/etc/aide/aide.conf.d/* 2>/dev/null")
+register("aide_sbin_rules", "grep -H -E '^[[:space:]]*=?/(usr/)?s?bin/' /etc/aide/aide.conf "
+                            "/etc/aide/aide.conf.d/* 2>/dev/null")
 
 # Debian's aide.conf includes only the aide.conf.d files whose names match this.
 INCLUDED = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -30,13 +30,12 @@ def test_aide_installed_with_database(facts, control_values):
     require(findings)
 
 
+# Read as text, like CIS's own audit: `aide --path-check` answers exactly, but parses the whole
+# configuration for each path (about 30 s per path under emulation).
 @control("6.3.3", violate="sed -i 's/+sha512//' /etc/aide/aide.conf.d/70_golden_cis_audit_tools",
          needs=["aide_sbin_rules"], services=["auditd", "filesystem"])
 def test_audit_tools_protected_by_aide(facts, control_values):
-    """Every audit tool has an AIDE selection line with the baseline's attributes, and none with fewer.
-
-    Read as text, like CIS's audit: `aide --path-check` answers exactly but parses the whole
-    configuration each time (about 30 s per path under emulation)."""
+    """Every audit tool has an AIDE selection line with the baseline's attributes, and none with fewer."""
     tools = control_values["params"]["tools"]
     wanted = set(control_values["params"]["attributes"].split("+"))
     rules = {tool: [] for tool in tools}
