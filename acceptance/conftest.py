@@ -18,7 +18,7 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("agent", agents, ids=[a.name for a in agents])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")   # testinfra's `host` is module-scoped
 def ssh_endpoint(host):
     """(hostname, port, user, key file) of the candidate's sshd, resolved like the suite's own connection."""
     backend = host.backend

@@ -35,7 +35,7 @@ def test_a_watched_action_produces_an_audit_record(host):
     assert host.run(f"sudo touch {path}").rc == 0
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        if path in host.run(f"sudo ausearch -k {key} -ts recent -i 2>/dev/null").stdout:
+        if path in host.run(f"sudo ausearch --input-logs -k {key} -ts recent -i </dev/null 2>/dev/null").stdout:
             return
         time.sleep(1)
     raise AssertionError(f"no audit record with key {key} for the write to {path} just made")

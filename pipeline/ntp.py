@@ -53,7 +53,9 @@ def host_ntp_server(workdir, log):
     with open(conf, "w", encoding="utf-8") as fh:
         fh.write(CONF.format(dir=directory))
     log_file = open(os.path.join(directory, "chronyd.log"), "wb")
-    proc = subprocess.Popen([chronyd, "-d", "-x", "-f", conf], stdout=log_file, stderr=subprocess.STDOUT,
+    # -u root: chronyd keeps the driver's credentials. Dropping to _chrony would clear the
+    # parent-death signal (prctl(2)), and a killed driver would leave it serving port 123.
+    proc = subprocess.Popen([chronyd, "-d", "-x", "-u", "root", "-f", conf], stdout=log_file, stderr=subprocess.STDOUT,
                             preexec_fn=lambda: set_death_signal(signal.SIGTERM))
     log_file.close()
     try:

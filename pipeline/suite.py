@@ -25,6 +25,9 @@ from .util import write_json_atomic
 EXIT_MEANINGS = {0: "all tests passed", 1: "some tests failed", 2: "interrupted", 3: "internal error",
                  4: "usage error", 5: "no tests were collected"}
 SUITES = ("cis_checks", "acceptance")
+# Longest one test may take against the candidate (pytest-timeout): a remote command that hangs
+# fails its test, and the gate with it, instead of hanging the pipeline.
+TEST_TIMEOUT = 300
 
 
 def load_exceptions(spec, paths=None, as_of=None, baseline=None):
@@ -48,7 +51,7 @@ def pytest_command(run, hostspec, spec, workers=2, extra_args=(), exception_path
     paths = ",".join(exception_paths or [exceptions.DEFAULT_DIR])
     return [sys.executable, "-m", "pytest", *SUITES, f"--hosts={hostspec}", "--sudo", "-m", "not hygiene",
             f"--role={spec.role}", f"--level={spec.level}", f"--image-name={spec.name}", f"--spec={spec.path}",
-            f"--exceptions={paths}", "-n", str(workers),
+            f"--exceptions={paths}", "-n", str(workers), f"--timeout={TEST_TIMEOUT}",
             f"--junitxml={run.path('junit.xml')}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider",
             "-q", "-rfE", "--tb=short", "--color=no", *extra_args]
 

@@ -1,7 +1,8 @@
 """End to end on real Packer and QEMU: the default spec goes from base to a published, signed image;
 a variant that violates a control fails the gate and is not published; the same candidate passes
 with the failure waived by an exception and fails again once the exception expires; every violation
-scenario makes its check fail on a booted candidate; an emergency rebuild proves a CVE gone."""
+scenario makes its check fail on a booted candidate (the bastion image, Level 2); an emergency
+rebuild of the bastion spec proves a CVE gone."""
 
 import datetime as dt
 import json
@@ -22,10 +23,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.vm]
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 
 
-def variant_spec(name, **changes):
-    """The default spec under another name, with its relative paths made absolute, and changes applied."""
+def variant_spec(name, source="golden-linux.yaml", **changes):
+    """A spec of images/ under another name, with its relative paths made absolute, and changes applied."""
     images = os.path.join(ROOT, "images")
-    spec = yaml.safe_load(open(os.path.join(images, "golden-linux.yaml")))
+    spec = yaml.safe_load(open(os.path.join(images, source)))
     spec["name"] = name
     spec["scan"]["feeds"] = {k: [os.path.normpath(os.path.join(images, p)) for p in v]
                              for k, v in spec["scan"]["feeds"].items()}
@@ -133,13 +134,46 @@ def test_a_waived_failure_passes_the_gate_until_the_exception_expires(violating_
                for r in record["reasons"]), record["reasons"]
 
 
-def test_every_violation_scenario_makes_its_check_fail(published, tmp_path, e2e_dirs):
-    _, image, _ = published
+@pytest.fixture(scope="session")
+def emergency(published, e2e_dirs, tmp_path_factory):
+    """`golden run --emergency` of the bastion spec (Level 2) against a feed in which openssh has
+    CVE-2099-0001 fixed in the version the images carry and CVE-2099-0002 fixed in none."""
+    version, image, _ = published
+    sbom = json.load(open(os.path.join(e2e_dirs["store"], "images", version, "sbom.cdx.json")))
+    openssh = next(c for c in sbom["components"] if c.get("name") == "openssh" and "arch=source" in c.get("purl", ""))
+    work = tmp_path_factory.mktemp("emergency")
+    feed = work / "tracker.json"
+    entry = lambda fixed: {"description": "test", "releases": {"bookworm": {  # noqa: E731
+        "status": "resolved", "fixed_version": fixed, "urgency": "high"}}}
+    json.dump({"openssh": {"CVE-2099-0001": entry(openssh["version"]), "CVE-2099-0002": entry("1:99.0-1")}},
+              open(feed, "w"))
+    feed_arg = f"debian-tracker={feed}"
+    before = golden("cve", "CVE-2099-0002", "--feed", feed_arg, "--json", dirs=e2e_dirs)
+    spec = work / "bastion.yaml"
+    spec.write_text(yaml.safe_dump(variant_spec("bastion", "golden-bastion.yaml",
+                                                scan={"feeds": {"debian-tracker": [str(feed)]}})))
+    proc = golden("run", "--spec", str(spec), "--emergency", "CVE-2099-0001", dirs=e2e_dirs)
+    try:
+        summary = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"golden run --emergency printed no summary (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+    return {"exit": proc.returncode, "summary": summary, "stderr": proc.stderr, "spec": spec, "feed": feed_arg,
+            "before": before}
+
+
+def test_every_violation_scenario_makes_its_check_fail(emergency, tmp_path, e2e_dirs):
+    """Every scenario (Level 1 and Level 2, and the acceptance tests') applied to the published bastion
+    image in one boot: each check it targets fails, or is reported waived where an exception covers it."""
+    summary = emergency["summary"]
+    assert emergency["exit"] == 0 and summary["published"], emergency["stderr"][-3000:]
+    index = json.load(open(e2e_dirs["store"] / "index.json"))
+    image = str(e2e_dirs["store"] / index["images"][summary["version"]]["file"])
     junit = tmp_path / "violated.xml"
     boot_dir = tmp_path / "boot"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "cis_checks", "acceptance", "-m", "not hygiene", f"--image={image}",
-         "--violate=*", f"--boot-dir={boot_dir}", f"--junitxml={junit}", "-o", "junit_family=xunit1",
+         f"--spec={emergency['spec']}", "--role=bastion", "--image-name=bastion", "--violate=*",
+         f"--boot-dir={boot_dir}", f"--junitxml={junit}", "-o", "junit_family=xunit1",
          "-p", "no:cacheprovider", "-q", "-n", "2"],
         cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, GOLDEN_CACHE=str(e2e_dirs["cache"])))
     assert junit.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -147,9 +181,9 @@ def test_every_violation_scenario_makes_its_check_fail(published, tmp_path, e2e_
     assert set(applied) == set(collect()) | set(acceptance())
     failed = set()
     for case in ET.parse(junit).getroot().iter("testcase"):
-        if case.find("failure") is None and case.find("error") is None:
-            continue
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if case.find("failure") is None and case.find("error") is None and props.get("outcome") != "waived":
+            continue
         if props.get("cis_id"):
             failed.add(props["cis_id"])
         if case.get("classname", "").startswith("acceptance."):
@@ -158,23 +192,14 @@ def test_every_violation_scenario_makes_its_check_fail(published, tmp_path, e2e_
     assert not not_caught, f"scenarios applied but their checks still passed: {not_caught}"
 
 
-def test_emergency_rebuild_proves_the_cve_gone_and_records_the_mttr(published, e2e_dirs, tmp_path):
-    version, image, _ = published
-    sbom = json.load(open(os.path.join(e2e_dirs["store"], "images", version, "sbom.cdx.json")))
-    openssh = next(c for c in sbom["components"] if c.get("name") == "openssh" and "arch=source" in c.get("purl", ""))
-    feed = tmp_path / "tracker.json"
-    entry = lambda fixed: {"description": "test", "releases": {"bookworm": {  # noqa: E731
-        "status": "resolved", "fixed_version": fixed, "urgency": "high"}}}
-    json.dump({"openssh": {"CVE-2099-0001": entry(openssh["version"]), "CVE-2099-0002": entry("1:99.0-1")}},
-              open(feed, "w"))
-    cve = golden("cve", "CVE-2099-0002", "--feed", f"debian-tracker={feed}", "--json", dirs=e2e_dirs)
-    assert cve.returncode == 1 and json.loads(cve.stdout)[0]["verdict"] == "affected", cve.stdout
-    spec = tmp_path / "emergency.yaml"
-    spec.write_text(yaml.safe_dump(variant_spec("linux", scan={"feeds": {"debian-tracker": [str(feed)]}})))
-    proc = golden("run", "--spec", str(spec), "--emergency", "CVE-2099-0001", dirs=e2e_dirs)
-    summary = json.loads(proc.stdout)
-    assert proc.returncode == 0 and summary["published"], proc.stderr[-3000:]
+def test_emergency_rebuild_proves_the_cve_gone_and_records_the_mttr(emergency, e2e_dirs):
+    before = emergency["before"]
+    assert before.returncode == 1 and json.loads(before.stdout)[0]["verdict"] == "affected", before.stdout
+    summary = emergency["summary"]
+    assert emergency["exit"] == 0 and summary["published"], emergency["stderr"][-3000:]
     record = json.load(open(os.path.join(summary["run_dir"], "emergency.json")))
     assert record["gone"] and record["published"] and record["mttr_seconds"] > 0, record
-    fixed = golden("cve", "CVE-2099-0001", "--feed", f"debian-tracker={feed}", "--json", dirs=e2e_dirs)
+    gate = json.load(open(os.path.join(summary["run_dir"], "gate.json")))
+    assert gate["decision"] == "pass" and gate["counts"]["failed"] == 0, gate["reasons"]
+    fixed = golden("cve", "CVE-2099-0001", "--feed", emergency["feed"], "--json", dirs=e2e_dirs)
     assert fixed.returncode == 0 and {r["verdict"] for r in json.loads(fixed.stdout)} == {"not-affected"}
