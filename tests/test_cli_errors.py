@@ -84,7 +84,8 @@ def test_unauthorized_time_server(tmp_path, dirs, capsys):
     spec = tmp_path / "spec.yaml"
     spec.write_text(open("images/golden-linux.yaml").read().replace("time_servers: [10.0.2.2]",
                                                                    "time_servers: [pool.ntp.org]")
-                    .replace("../feeds/", f"{os.getcwd()}/feeds/"))
+                    .replace("../feeds/", f"{os.getcwd()}/feeds/")
+                    .replace("packages: golden-linux.packages", f"packages: {os.getcwd()}/images/golden-linux.packages"))
     assert golden(dirs, "run", "--spec", str(spec)) == 2
     err = capsys.readouterr().err
     assert "time_servers: time server(s) pool.ntp.org are not authorized by the baseline (CIS 2.3.3.1" in err
