@@ -31,7 +31,7 @@ from pipeline.checks.baseline import Baseline  # noqa: E402
 from pipeline.checks.catalogue import CHECKS_DIR, ROOT, id_key  # noqa: E402
 from pipeline.checks.facts import PARAM_SECTIONS, Facts, Request  # noqa: E402
 from pipeline.checks.kinds import KINDS  # noqa: E402
-from pipeline.checks.plugin import ControlFailed, findings_for  # noqa: E402
+from pipeline.checks.plugin import ControlFailed, add_needs, findings_for  # noqa: E402
 from pipeline.seed import TEST_USER  # noqa: E402
 
 
@@ -70,8 +70,7 @@ def request_for(baseline, cis_id, needs):
     req = Request()
     for kind, value in baseline.values(cis_id).items():
         KINDS[kind].needs(value, req)
-    for section in needs:
-        req.add(*section) if isinstance(section, tuple) else req.add(section)
+    add_needs(req, needs, baseline.values(cis_id))
     return req
 
 

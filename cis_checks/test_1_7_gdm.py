@@ -9,10 +9,9 @@ override. Without gdm3 the recommendations are not applicable and pass.
 from pipeline.checks import facts as fact_sections
 from pipeline.checks.plugin import control, require
 
-fact_sections.register("dconf", "for f in /etc/dconf/profile/* /etc/dconf/db/*.d/* /etc/dconf/db/*.d/locks/*; do "
-                                "[ -f \"$f\" ] && { echo \"### $f\"; cat \"$f\"; }; done")
-fact_sections.register("gdm_conf", "for f in /etc/gdm3/daemon.conf /etc/gdm3/custom.conf; do "
-                                   "[ -f \"$f\" ] && { echo \"### $f\"; cat \"$f\"; }; done")
+fact_sections.register("dconf", fact_sections.cat_files(
+    "/etc/dconf/profile/* /etc/dconf/db/*.d/* /etc/dconf/db/*.d/locks/*"))
+fact_sections.register("gdm_conf", fact_sections.cat_files("/etc/gdm3/daemon.conf /etc/gdm3/custom.conf"))
 
 GREETER, SESSION = "gdm", "user"
 LOGIN = "/org/gnome/login-screen"

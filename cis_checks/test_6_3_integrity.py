@@ -18,7 +18,11 @@ register("aide_sbin_rules", "grep -H -E '^[[:space:]]*=?/(usr/)?s?bin/' /etc/aid
 INCLUDED = re.compile(r"^[a-zA-Z0-9_-]+$")
 
 
-@control("6.3.1", violate="dpkg --remove --force-depends aide", needs=[("stat", DATABASE), "unit_files"],
+def _init_timer(values):
+    return [("unit_files", values["params"]["init_timer"])]
+
+
+@control("6.3.1", violate="dpkg --remove --force-depends aide", needs=[("stat", DATABASE), _init_timer],
          services=["filesystem"])
 def test_aide_installed_with_database(facts, control_values):
     """AIDE's packages are installed, and its database exists or is built at first boot (init timer)."""

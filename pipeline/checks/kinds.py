@@ -223,8 +223,9 @@ class ServicesNotInUse(Kind):
         return None
 
     def needs(self, value, request):
-        for section in ("packages", "unit_files", "units"):
-            request.add(section)
+        request.add("packages")
+        request.add("units")
+        request.add("unit_files", *(u for units in value.values() for u in units))
 
     def evaluate(self, value, facts):
         findings = []
@@ -249,7 +250,7 @@ class ServicesEnabled(Kind):
         return _list_of_names(value, "unit names")
 
     def needs(self, value, request):
-        request.add("unit_files")
+        request.add("unit_files", *value)
         request.add("units")
 
     def evaluate(self, value, facts):
@@ -286,7 +287,7 @@ class Mounts(Kind):
         request.add("mounts")
         if any(want.get("separate") for want in value.values()):
             request.add("fstab")
-            request.add("unit_files")
+            request.add("unit_files", *(self.mount_unit(t) for t, want in value.items() if want.get("separate")))
 
     @staticmethod
     def mount_unit(target):

@@ -9,10 +9,13 @@ Python controls are marked with `control()`:
     def test_shadow_password_fields_not_empty(facts): ...
 """
 
+import fcntl
 import fnmatch
+import hashlib
 import json
 import os
 import shlex
+import shutil
 import tempfile
 
 import pytest
@@ -31,8 +34,21 @@ WAIVER = pytest.StashKey()
 
 
 def control(cis_id, *, violate, needs=(), services=()):
-    """Mark a Python test as the check of one CIS recommendation."""
+    """Mark a Python test as the check of one CIS recommendation. `needs` lists fact sections: a
+    name, a (name, parameter...) tuple, or a function of the control's baseline values returning
+    such entries (for parameters the baseline holds, e.g. a unit name)."""
     return pytest.mark.cis(cis_id, violate=violate, needs=tuple(needs), services=tuple(services))
+
+
+def add_needs(request, needs, values):
+    """Add a control's `needs` (see `control`) to a fact request."""
+    for section in needs or ():
+        if callable(section):
+            add_needs(request, section(values), values)
+        elif isinstance(section, tuple):
+            request.add(*section)
+        else:
+            request.add(section)
 
 
 def findings_for(values, facts):
@@ -57,6 +73,7 @@ class ControlFailed(AssertionError):
 
 class State:
     def __init__(self, config):
+        self.config = config
         opt = config.option
         self.catalogue = Catalogue.load()
         self.baseline = Baseline.load(opt.golden_baseline or os.path.join(
@@ -75,6 +92,7 @@ class State:
         self.defined = {}                  # cis id -> where its check is defined
         self.request = Request()
         self.facts = {}                    # host id -> Facts
+        self.shared_dir = None             # where xdist workers share fact collections (controller)
         self.hosts = {}
 
     def define(self, cis_id, where):
@@ -100,11 +118,35 @@ class State:
     def facts_for(self, host):
         key = host.backend.get_pytest_id()
         if key not in self.facts:
-            result = host.run(self.request.script())
-            if result.rc == 255 or not result.stdout.strip():
-                raise GoldenError(f"fact collection failed on {key} (exit {result.rc}): {result.stderr.strip()[:500]}")
-            self.facts[key] = Facts.parse(result.stdout)
+            self.facts[key] = Facts.parse(self._gather(host, key))
         return self.facts[key]
+
+    def _gather(self, host, key):
+        """The collector's output for this host. Under xdist the workers share one collection: the
+        first to ask runs it while the others wait on the lock, then read its output."""
+        script = self.request.script()
+        shared = getattr(self.config, "workerinput", {}).get("golden_facts_dir")
+        if not shared:
+            return self._collect(host, key, script)
+        name = hashlib.sha256(f"{key}\0{script}".encode()).hexdigest()[:24]
+        path = os.path.join(shared, name)
+        with open(path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as fh:
+                    return fh.read()
+            out = self._collect(host, key, script)
+            with open(path + ".tmp", "w", encoding="utf-8") as fh:
+                fh.write(out)
+            os.replace(path + ".tmp", path)
+            return out
+
+    @staticmethod
+    def _collect(host, key, script):
+        result = host.run(script)
+        if result.rc == 255 or not result.stdout.strip():
+            raise GoldenError(f"fact collection failed on {key} (exit {result.rc}): {result.stderr.strip()[:500]}")
+        return result.stdout
 
 
 def pytest_addoption(parser):
@@ -201,6 +243,16 @@ def _violate(config, cand):
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     node.workerinput["golden_hosts"] = node.config.option.hosts if node.config.option.golden_image else None
+    node.workerinput["golden_facts_dir"] = _shared_facts_dir(node.config)
+
+
+def _shared_facts_dir(config):
+    """A directory the xdist workers share their fact collections in, removed with the session."""
+    state = config.stash[STATE]
+    if state.shared_dir is None:
+        state.shared_dir = tempfile.mkdtemp(prefix="golden-facts-")
+        config.add_cleanup(lambda: shutil.rmtree(state.shared_dir, ignore_errors=True))
+    return state.shared_dir
 
 
 def pytest_collect_file(file_path, parent):
@@ -372,8 +424,7 @@ def pytest_collection_modifyitems(session, config, items):
             continue
         for kind_name, value in state.baseline.values(cis_id).items():
             KINDS[kind_name].needs(value, state.request)
-        for section in mark.kwargs.get("needs") or ():
-            state.request.add(*section) if isinstance(section, tuple) else state.request.add(section)
+        add_needs(state.request, mark.kwargs.get("needs"), state.baseline.values(cis_id))
         keep.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
