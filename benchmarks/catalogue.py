@@ -116,10 +116,16 @@ def naive(host, baseline, selected):
     t0 = time.monotonic()
     verdicts = {}
     for cis_id, fn, needs in selected:
-        text = ""
+        sections = {}
         for one in attributes(request_for(baseline, cis_id, needs)):
-            text += host.run(one.script()).stdout + "\n"
-        verdicts[cis_id] = judge(baseline, cis_id, fn, Facts.parse(text), host)
+            # One attribute per command: a section asked for several times (a stat per path)
+            # comes back in pieces, joined here.
+            # The attribute's own command, without the collector's concurrency wrapper.
+            command = "export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n" + "\n".join(one.parts())
+            for name, text in Facts.parse(host.run(command).stdout).sections.items():
+                sections.setdefault(name, []).append(text)
+        facts = Facts({name: "\n".join(pieces) for name, pieces in sections.items()})
+        verdicts[cis_id] = judge(baseline, cis_id, fn, facts, host)
     return time.monotonic() - t0, verdicts
 
 
