@@ -6,7 +6,7 @@
 # `-`). Controls that carry an exception arrive as `id skip reason` rows and are left as they are.
 # Idempotent: every file it owns is rewritten whole; permissions only ever lose bits.
 # Output: /etc/golden/hardening.json, the record of what was applied, by CIS id, with this version.
-HARDENING_VERSION="1.1.0"
+HARDENING_VERSION="1.1.1"
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 PLAN=$GOLDEN_PROVISION/plan.tsv
@@ -101,7 +101,14 @@ apply_kernel_cmdline() {
     [ -n "$params" ] || return 0
     mkdir -p /etc/default/grub.d
     { header; printf 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX%s"\n' "$params"; } > /etc/default/grub.d/60-golden-cis.cfg
+    GRUB_STALE=1
+}
+
+# grub.cfg is generated once, after every step that changes its inputs (15-20 s under emulation).
+GRUB_STALE=
+refresh_grub() {
     update-grub 2>&1 | sed 's/^/  update-grub: /'
+    GRUB_STALE=
 }
 
 apply_audit_rules() {
@@ -155,10 +162,14 @@ apply_files() {
     done < <(rows files)
 }
 
+installed() {
+    [ "$(dpkg-query -W -f '${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
 apply_packages_absent() {
     local id kind name purge=()
     while IFS=$'\t' read -r id kind name; do
-        dpkg-query -W -f '${db:Status-Status}' "$name" 2>/dev/null | grep -qx installed && purge+=("$name")
+        installed "$name" && purge+=("$name")
         APPLIED[$id]=1
     done < <(rows packages_absent)
     if [ ${#purge[@]} -gt 0 ]; then
@@ -169,7 +180,8 @@ apply_packages_absent() {
 apply_packages_present() {
     local id kind name install=()
     while IFS=$'\t' read -r id kind name; do
-        install+=("$name")
+        # apt-get costs ~20 s under emulation even when it has nothing to do.
+        installed "$name" || install+=("$name")
         APPLIED[$id]=1
     done < <(rows packages_present)
     if [ ${#install[@]} -gt 0 ]; then
@@ -181,7 +193,7 @@ apply_services_not_in_use() {
     local id kind pkg unit
     while IFS=$'\t' read -r id kind pkg unit; do
         APPLIED[$id]=1
-        dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed || continue
+        installed "$pkg" || continue
         systemctl stop "$unit" 2>/dev/null || true
         systemctl mask "$unit"
     done < <(rows services_not_in_use)
@@ -190,9 +202,11 @@ apply_services_not_in_use() {
 apply_services_enabled() {
     local id kind unit
     while IFS=$'\t' read -r id kind unit; do
+        APPLIED[$id]=1
+        # Already enabled: leave it (enabling a unit with a SysV script takes 5-15 s under emulation).
+        [ "$(systemctl is-enabled "$unit" 2>/dev/null)" = enabled ] && continue
         systemctl unmask "$unit" >/dev/null 2>&1 || true
         systemctl enable "$unit"
-        APPLIED[$id]=1
     done < <(rows services_enabled)
 }
 
@@ -286,7 +300,7 @@ cis_1_4_1() {
         "$user" "$user" "$hash"; } > /etc/grub.d/01_golden-password
     chmod 0755 /etc/grub.d/01_golden-password
     sed -i -E 's/^(CLASS="--class gnu-linux --class gnu --class os)"$/\1 --unrestricted"/' /etc/grub.d/10_linux
-    update-grub 2>&1 | sed 's/^/  update-grub: /'
+    refresh_grub
     if grep -E '^[[:space:]]*menuentry ' /boot/grub/grub.cfg | grep -qv -- '--unrestricted'; then
         log "error: grub.cfg has boot entries that would wait for the GRUB password"
         exit 1
@@ -882,6 +896,7 @@ apply_banners
 apply_audit_rules
 apply_kernel_cmdline
 apply_controls
+[ -z "$GRUB_STALE" ] || refresh_grub
 apply_files         # last: earlier steps (update-grub, new files) may reset permissions
 write_record
 log "applied ${#APPLIED[@]} controls; record in /etc/golden/hardening.json"
