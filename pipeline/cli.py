@@ -242,6 +242,22 @@ def cmd_catalogue(args):
     return 0
 
 
+def cmd_feeds_snapshot(args):
+    """A tracker-format feed from an image's own changelogs (read-only), for machines without the tracker."""
+    from .artifact import mounted_root
+    from .feeds import tracker_from_changelogs
+    from .util import write_json_atomic
+    with mounted_root(args.image) as root:
+        feed = tracker_from_changelogs(root, release=args.release)
+    if not feed:
+        raise GoldenError("no CVE found in the image's changelogs (/usr/share/doc/*/changelog.Debian.gz)",
+                          file=args.image)
+    write_json_atomic(args.out, feed)
+    count = sum(len(v) for v in feed.values())
+    print(f"{args.out}: {count} CVEs fixed in {len(feed)} source packages", file=sys.stderr)
+    return 0
+
+
 def cmd_exceptions_check(args):
     from .checks import exceptions
     from .gate import parse_junit
@@ -360,6 +376,16 @@ def build_parser():
     sp = add("list", cmd_list, "list published images", [common])
     sp.add_argument("--json", action="store_true")
     add("report", cmd_report, "render a run's report.html", [common, run_opt])
+    feeds = sub.add_parser("feeds", help="vulnerability feeds", description="vulnerability feeds")
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    sp = feeds_sub.add_parser("snapshot", help="write a tracker-format feed of the CVEs an image's changelogs "
+                                               "record as fixed (offline; read-only on the image)",
+                              description="write a tracker-format feed of the CVEs an image's changelogs record "
+                                          "as fixed (offline; the image is mounted read-only). See feeds/README.md.")
+    sp.set_defaults(func=cmd_feeds_snapshot)
+    sp.add_argument("image", help="a qcow2 (e.g. runs/<version>/<version>.qcow2)")
+    sp.add_argument("--out", required=True, help="the JSON file to write")
+    sp.add_argument("--release", default="bookworm", help="the Debian release the entries are for (default: bookworm)")
     exc = sub.add_parser("exceptions", help="exceptions to the baseline (why, owner, expiry)",
                          description="exceptions to the baseline (why, owner, expiry)")
     exc_sub = exc.add_subparsers(dest="exceptions_command", required=True, metavar="ACTION")

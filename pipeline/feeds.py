@@ -186,22 +186,33 @@ _CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
 
 
 def tracker_from_changelogs(root, release="bookworm"):
-    """A tracker-format feed of the CVEs Debian's changelogs (in an image's /usr/share/doc) say were fixed,
-    each at the oldest version whose entry names it. Offline evidence where the tracker is out of reach;
-    it knows only fixes, never open issues."""
+    """A tracker-format feed of the CVEs Debian's changelogs (in an image's /usr/share/doc) say were fixed.
+    Offline evidence where the tracker is out of reach; it knows only fixes, never open issues.
+
+    A changelog is one line of descent, newest entry first: every entry from the one that names a
+    CVE up to the top carries the fix. The fixed version is the lowest of those in dpkg order, which
+    is the naming entry itself except for stable rebuilds: `590-2.1~deb12u1` carries the fix of
+    `590-2.1` named below it, yet sorts before it."""
+    from debian.debian_support import Version
     out = {}
     for path in sorted(glob.glob(os.path.join(root, "usr/share/doc/*/changelog.Debian.gz"))):
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
             text = fh.read()
         heads = list(_CHANGELOG_ENTRY.finditer(text))
+        lowest = None           # the lowest version from the top entry down to this one
         for i, head in enumerate(heads):
             source, version, urgency = head.group(1), head.group(2), head.group(3).lower()
+            try:
+                if lowest is None or Version(version) < Version(lowest):
+                    lowest = version
+            except ValueError:
+                pass            # an unparsable historic version: keep the lowest so far
             body = text[head.end():heads[i + 1].start() if i + 1 < len(heads) else len(text)]
             urgency = {"emergency": "high", "critical": "high"}.get(urgency, urgency)
             for cve in set(_CVE.findall(body)):
-                # entries run newest first: the last one seen is the oldest version that fixed it
+                # entries run newest first: the last one that names it is the oldest that fixed it
                 out.setdefault(source, {})[cve] = {
                     "description": f"fixed in Debian {source} {version} (changelog)",
-                    "releases": {release: {"status": "resolved", "fixed_version": version,
+                    "releases": {release: {"status": "resolved", "fixed_version": lowest,
                                            "urgency": urgency if urgency in ("low", "medium", "high") else "medium"}}}
     return out

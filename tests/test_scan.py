@@ -332,3 +332,29 @@ def test_affected_images_reads_the_stored_sboms(tmp_path, sbom, feeds):
     with pytest.raises(GoldenError, match="cve: CVE-2099-0000 is in none of the loaded feeds"):
         affected_images(store, feeds, "CVE-2099-0000")
     shutil.rmtree(store_root)
+
+
+def _changelog(root, package, entries):
+    """A changelog.Debian.gz in `root`'s /usr/share/doc: entries (version, text), newest first."""
+    import gzip
+    doc = root / "usr" / "share" / "doc" / package
+    doc.mkdir(parents=True)
+    text = "".join(f"{package} ({version}) bookworm; urgency=medium\n\n  * {body}\n\n -- A <a@example.org>  "
+                   f"Mon, 01 Jan 2024 00:00:00 +0000\n\n" for version, body in entries)
+    with gzip.open(doc / "changelog.Debian.gz", "wt") as fh:
+        fh.write(text)
+
+
+def test_changelog_snapshot_fixes_each_cve_at_the_lowest_version_that_carries_it(tmp_path):
+    from pipeline.feeds import tracker_from_changelogs
+    _changelog(tmp_path, "less", [("590-2.1~deb12u2", "Rebuild."), ("590-2.1~deb12u1", "Stable rebuild of 590-2.1."),
+                                  ("590-2.1", "Fix CVE-2024-32487."), ("590-1.2", "Fix CVE-2022-46663."),
+                                  ("590-1", "New upstream.")])
+    feed = tracker_from_changelogs(str(tmp_path))
+    fixed = {cve: e["releases"]["bookworm"]["fixed_version"] for cve, e in feed["less"].items()}
+    # The stable rebuild carries the sid fix but sorts before it: the fix is at the rebuild.
+    assert fixed == {"CVE-2024-32487": "590-2.1~deb12u1", "CVE-2022-46663": "590-1.2"}
+    from pipeline.scan import tracker_finding
+    entry = feed["less"]["CVE-2024-32487"]
+    assert tracker_finding(entry, "bookworm", Version("590-2.1~deb12u2"))[0] == "not-affected"
+    assert tracker_finding(entry, "bookworm", Version("590-1.2"))[0] == "fixed-available"
