@@ -98,7 +98,9 @@ source "qemu" "local" {
 source "amazon-ebs" "aws" {
   region                 = var.aws_region
   instance_type          = var.aws_instance_type
-  ami_name               = var.image_name
+  # AMI names allow no "+": golden-linux-2026.11.27+1 becomes golden-linux-2026.11.27-build1
+  # (the exact version stays in the golden:version tag).
+  ami_name               = replace(var.image_name, "+", "-build")
   ssh_username           = "admin"
   skip_region_validation = true
   source_ami_filter {

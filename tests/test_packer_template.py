@@ -1,0 +1,48 @@
+"""The Packer template as Debian's Packer 1.6.6 reads it: `packer validate` accepts both sources, the
+qemu one the pipeline builds with and the amazon-ebs one kept beside it for the AWS target."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from .conftest import ROOT
+
+TEMPLATE_DIR = os.path.join(ROOT, "packer")
+
+
+def _validate(template_dir, tmp_path, *extra):
+    packer = shutil.which("packer")
+    if packer is None:
+        pytest.fail("packer is not installed (./setup.sh installs Debian's packer)")
+    base = tmp_path / "base.qcow2"
+    base.write_bytes(b"not booted by validate")
+    key = tmp_path / "build.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    args = {"run_dir": tmp_path, "provision_dir": tmp_path, "image_name": "golden-linux-2026.11.27+1",
+            "hardening_script": os.path.join(TEMPLATE_DIR, "scripts", "hardening-cis.sh"),
+            "base_image": base, "base_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
+            "ssh_private_key_file": key}
+    cmd = [packer, "validate", *extra]
+    for name, value in args.items():
+        cmd += ["-var", f"{name}={value}"]
+    return subprocess.run(cmd + [str(template_dir)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+
+def test_both_sources_validate(tmp_path):
+    proc = _validate(TEMPLATE_DIR, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = open(os.path.join(TEMPLATE_DIR, "golden.pkr.hcl"), encoding="utf-8").read()
+    assert 'source "amazon-ebs" "aws"' in text and "source.amazon-ebs.aws" in text
+
+
+def test_a_broken_amazon_source_is_refused(tmp_path):
+    broken = tmp_path / "packer"
+    shutil.copytree(TEMPLATE_DIR, broken)
+    hcl = broken / "golden.pkr.hcl"
+    hcl.write_text(hcl.read_text().replace("skip_region_validation = true",
+                                           "skip_region_validation = true\n  no_such_option = 1"))
+    proc = _validate(broken, tmp_path)
+    assert proc.returncode != 0 and "no_such_option" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
