@@ -121,8 +121,11 @@ source "amazon-ebs" "aws" {
 build {
   sources = ["source.qemu.local", "source.amazon-ebs.aws"]
 
+  # Scripts run through their interpreter, never executed from /tmp: a hardened base (building
+  # on a published golden image) mounts /tmp noexec.
   provisioner "shell" {
-    inline = ["mkdir -p /tmp/golden-provision"]
+    inline          = ["mkdir -p /tmp/golden-provision"]
+    execute_command = "sh '{{ .Path }}'"
   }
 
   provisioner "file" {
@@ -132,11 +135,23 @@ build {
 
   provisioner "shell" {
     environment_vars = ["GOLDEN_PROVISION=/tmp/golden-provision"]
-    execute_command  = "chmod +x {{ .Path }}; sudo -n env {{ .Vars }} {{ .Path }}"
+    execute_command  = "sudo -n env {{ .Vars }} sh '{{ .Path }}'"
     scripts = [
       "${path.root}/scripts/bootstrap.sh",
       "${path.root}/scripts/install-agents.sh",
-      var.hardening_script,
+    ]
+  }
+
+  provisioner "shell" {
+    environment_vars = ["GOLDEN_PROVISION=/tmp/golden-provision"]
+    execute_command  = "sudo -n env {{ .Vars }} bash '{{ .Path }}'"
+    scripts          = [var.hardening_script]
+  }
+
+  provisioner "shell" {
+    environment_vars = ["GOLDEN_PROVISION=/tmp/golden-provision"]
+    execute_command  = "sudo -n env {{ .Vars }} sh '{{ .Path }}'"
+    scripts = [
       "${path.root}/scripts/customize.sh",
       "${path.root}/scripts/cleanup.sh",
     ]

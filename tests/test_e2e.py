@@ -137,18 +137,21 @@ def test_a_waived_failure_passes_the_gate_until_the_exception_expires(violating_
 @pytest.fixture(scope="session")
 def emergency(published, e2e_dirs, tmp_path_factory):
     """`golden run --emergency` of the bastion spec (Level 2) against a feed in which openssh has
-    CVE-2099-0001 fixed in the version the images carry and CVE-2099-0002 fixed in none."""
+    CVE-2099-0001 fixed in the version the images carry. A second feed adds CVE-2099-0002, fixed in
+    no version yet released, for `golden cve` to find in the published image (a scan against it
+    fails, as it should: a fix exists that the image lacks)."""
     version, image, _ = published
     sbom = json.load(open(os.path.join(e2e_dirs["store"], "images", version, "sbom.cdx.json")))
     openssh = next(c for c in sbom["components"] if c.get("name") == "openssh" and "arch=source" in c.get("purl", ""))
     work = tmp_path_factory.mktemp("emergency")
-    feed = work / "tracker.json"
+    feed, later = work / "tracker.json", work / "tracker-later.json"
     entry = lambda fixed: {"description": "test", "releases": {"bookworm": {  # noqa: E731
         "status": "resolved", "fixed_version": fixed, "urgency": "high"}}}
+    json.dump({"openssh": {"CVE-2099-0001": entry(openssh["version"])}}, open(feed, "w"))
     json.dump({"openssh": {"CVE-2099-0001": entry(openssh["version"]), "CVE-2099-0002": entry("1:99.0-1")}},
-              open(feed, "w"))
+              open(later, "w"))
     feed_arg = f"debian-tracker={feed}"
-    before = golden("cve", "CVE-2099-0002", "--feed", feed_arg, "--json", dirs=e2e_dirs)
+    before = golden("cve", "CVE-2099-0002", "--feed", f"debian-tracker={later}", "--json", dirs=e2e_dirs)
     spec = work / "bastion.yaml"
     spec.write_text(yaml.safe_dump(variant_spec("bastion", "golden-bastion.yaml",
                                                 scan={"feeds": {"debian-tracker": [str(feed)]}})))
