@@ -15,7 +15,8 @@ def test_exactly_one_time_daemon(host):
     assert len(active) == 1, f"expected exactly one time synchronisation daemon running, found: {active or 'none'}"
 
 
-@violates("echo 'server 192.0.2.123 iburst' > /etc/chrony/sources.d/golden.sources && chronyc reload sources")
+@violates("echo 'server 192.0.2.123 iburst' > /etc/chrony/sources.d/golden.sources && "
+          "{ chronyc reload sources || true; }")   # chronyd may be stopped by another scenario
 def test_configured_with_the_specs_time_servers(host, image_spec):
     sources = host.run("chronyc -n sources").stdout
     configured = {line.split()[1] for line in sources.splitlines() if line[:2] in ("^*", "^+", "^-", "^?", "^x", "^~")}

@@ -18,7 +18,9 @@ def test_marker_reaches_journal_and_syslog(host):
     assert in_journal and in_syslog, f"marker in journal: {in_journal}; in /var/log/syslog: {in_syslog}"
 
 
-@violates("rm -rf /var/log/journal && systemctl restart systemd-journald")
+@violates("mkdir -p /etc/systemd/journald.conf.d && "
+          "printf '[Journal]\\nStorage=volatile\\n' > /etc/systemd/journald.conf.d/99-violate.conf && "
+          "rm -rf /var/log/journal")
 def test_journal_persists_as_the_baseline_says(host, baseline):
     storage = baseline.values("6.1.2.4").get("config", {}).get("journald", {}).get("Storage", "persistent")
     effective = host.run("systemd-analyze cat-config systemd/journald.conf").stdout
