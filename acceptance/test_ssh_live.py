@@ -75,7 +75,8 @@ def _outside_the_baseline(baseline, kind):
 
 @pytest.mark.parametrize("kind", ["cipher", "mac", "kex"])
 @violates("sshd_option Ciphers aes128-cbc,aes128-ctr && sshd_option MACs hmac-sha1,hmac-sha2-256 "
-          "&& sshd_option KexAlgorithms diffie-hellman-group14-sha1,curve25519-sha256" + RESTART)
+          "&& sshd_option KexAlgorithms diffie-hellman-group14-sha1,curve25519-sha256,curve25519-sha256@libssh.org"
+          + RESTART)   # paramiko, which the suite connects with, knows curve25519 by its libssh.org name
 def test_a_client_offering_only_weak_algorithms_is_refused(ssh_endpoint, baseline, kind):
     weak = _outside_the_baseline(baseline, kind)
     assert weak, f"every weak {kind} this test knows is allowed by the baseline"
@@ -85,6 +86,10 @@ def test_a_client_offering_only_weak_algorithms_is_refused(ssh_endpoint, baselin
         t = _transport(ssh_endpoint, **{attr: [name]})
         try:
             t.start_client(timeout=20)
+            accepted.append(name)
+        except KeyError:
+            # paramiko negotiated a key exchange it has no implementation for (the SHA-1 groups):
+            # the server agreed to it, which is what this test refuses.
             accepted.append(name)
         except (paramiko.SSHException, EOFError, OSError):
             pass
