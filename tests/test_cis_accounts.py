@@ -1,7 +1,6 @@
 """The Python controls of CIS 5.3.1, 5.4 and 7.1.11-7.2.10 against facts in the collector's own
 format, each compliant and violating; and the accounts baseline draft resolves into a hardening plan."""
 
-import importlib.util
 import os
 
 import pytest
@@ -9,19 +8,14 @@ import yaml
 
 from pipeline.checks.baseline import Baseline
 from pipeline.checks.catalogue import CHECKS_DIR
-from pipeline.checks.facts import MARK, FactError, Facts
-from pipeline.checks.plugin import ControlFailed
+from pipeline.checks.facts import FactError
 from pipeline.hardening import plan_rows
+
+from .checkhelpers import check_module as load
+from .checkhelpers import facts, findings
 
 TEST_USER = "golden-test"
 BASELINE = os.path.join(CHECKS_DIR, "baseline.yaml")
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"golden_accounts_{name}", os.path.join(CHECKS_DIR, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 pam = load("test_5_3_pam")
@@ -30,18 +24,6 @@ filesystem = load("test_7_1_filesystem")
 users = load("test_7_2_users_groups")
 with open(BASELINE, encoding="utf-8") as fh:
     CONTROLS = yaml.safe_load(fh)["controls"]
-
-
-def facts(**sections):
-    return Facts.parse("".join(f"{MARK} {name.replace('__', ':')}\n{text}\n" for name, text in sections.items()))
-
-
-def findings(control, *args):
-    try:
-        control(*args)
-    except ControlFailed as failed:
-        return failed.findings
-    return []
 
 
 PASSWD = """root:x:0:0:root:/root:/bin/bash

@@ -1,42 +1,23 @@
 """Section 6 Python controls (logging, auditd) judge facts in the collector's format: compliant and
 violating; and the section's baseline draft loads and resolves into a hardening plan."""
 
-import importlib.util
 import os
 
 import pytest
 import yaml
 
 from pipeline.checks.baseline import Baseline
-from pipeline.checks.facts import MARK, Facts
-from pipeline.checks.plugin import ControlFailed
 from pipeline.hardening import plan_rows
 
+from .checkhelpers import check_module as module
+from .checkhelpers import facts, findings
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def module(name):
-    spec = importlib.util.spec_from_file_location(f"cis_{name}", os.path.join(ROOT, "cis_checks", f"{name}.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 logging_controls = module("test_6_1_logging")
 auditd_controls = module("test_6_2_auditd")
 integrity_controls = module("test_6_3_integrity")
-
-
-def facts(**sections):
-    return Facts.parse("".join(f"{MARK} {name}\n{text}\n" for name, text in sections.items()))
-
-
-def findings(control, *args):
-    try:
-        control(*args)
-    except ControlFailed as failed:
-        return failed.findings
-    return []
 
 
 def baseline_values():

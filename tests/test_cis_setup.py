@@ -1,22 +1,14 @@
 """The Python controls of CIS sections 1, 2.4 and 3.1 against facts in the collector's own format:
 each shown compliant and violating."""
 
-import importlib.util
 import inspect
-import os
 
 import pytest
 
-from pipeline.checks.catalogue import CHECKS_DIR
-from pipeline.checks.facts import MARK, Facts
 from pipeline.checks.plugin import ControlFailed
 
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"golden_setup_{name[:-3]}", os.path.join(CHECKS_DIR, name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .checkhelpers import check_module as load
+from .checkhelpers import facts
 
 
 apparmor = load("test_1_3_apparmor.py")
@@ -26,10 +18,6 @@ banners = load("test_1_6_banners.py")
 gdm = load("test_1_7_gdm.py")
 cron = load("test_2_4_cron.py")
 network = load("test_3_1_network_devices.py")
-
-
-def facts(**sections):
-    return Facts.parse("".join(f"{MARK} {name}\n{text}\n" for name, text in sections.items()))
 
 
 def files(**paths):

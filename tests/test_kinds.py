@@ -1,11 +1,9 @@
 """Each data kind judges facts in the collector's own output format: compliant and violating."""
 
-from pipeline.checks.facts import MARK, Facts, Request
+from pipeline.checks.facts import MARK, Request
 from pipeline.checks.kinds import KINDS
 
-
-def facts(**sections):
-    return Facts.parse("".join(f"{MARK} {name}\n{text}\n" for name, text in sections.items()))
+from .checkhelpers import facts
 
 
 def evaluate(kind, value, f):

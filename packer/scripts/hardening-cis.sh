@@ -484,28 +484,25 @@ cis_5_1_4() {
 }
 
 # 5.2.2, 5.2.3, 5.2.6: sudo Defaults, in a drop-in of their own read after /etc/sudoers.
-cis_5_2_2() {
+# sudoers_default SEP KEY VALUE: one Defaults line in the image's sudoers drop-in, checked by visudo.
+sudoers_default() {
     local f=/etc/sudoers.d/60-golden-cis
     [ -s "$f" ] || header > "$f"
-    set_kv "$f" "" "Defaults use_pty" @present
+    set_kv "$f" "$1" "$2" "$3"
     chmod 0440 "$f"
     visudo -cqf "$f"
+}
+
+cis_5_2_2() {
+    sudoers_default "" "Defaults use_pty" @present
 }
 
 cis_5_2_3() {
-    local f=/etc/sudoers.d/60-golden-cis
-    [ -s "$f" ] || header > "$f"
-    set_kv "$f" "=" "Defaults logfile" "\"$(param 5.2.3 logfile)\""
-    chmod 0440 "$f"
-    visudo -cqf "$f"
+    sudoers_default "=" "Defaults logfile" "\"$(param 5.2.3 logfile)\""
 }
 
 cis_5_2_6() {
-    local f=/etc/sudoers.d/60-golden-cis
-    [ -s "$f" ] || header > "$f"
-    set_kv "$f" "=" "Defaults timestamp_timeout" "$(param 5.2.6 timestamp_timeout)"
-    chmod 0440 "$f"
-    visudo -cqf "$f"
+    sudoers_default "=" "Defaults timestamp_timeout" "$(param 5.2.6 timestamp_timeout)"
 }
 
 # 5.2.4: no sudo rule waives the password. cloud-init's per-boot file, which holds the pipeline's

@@ -1,0 +1,28 @@
+"""Helpers for the unit tests of CIS controls: a check module loaded like the scenario tooling
+loads it, facts in the collector's own output format, and the findings a control raises."""
+
+import os
+
+from pipeline.checks.catalogue import CHECKS_DIR
+from pipeline.checks.facts import MARK, Facts
+from pipeline.checks.plugin import ControlFailed
+from pipeline.checks.scenarios import load_module
+
+
+def check_module(name):
+    """cis_checks/<name>.py, imported outside pytest."""
+    return load_module(os.path.join(CHECKS_DIR, name if name.endswith(".py") else f"{name}.py"))
+
+
+def facts(**sections):
+    """Facts from section texts; `config__sshd` stands for the section `config:sshd`."""
+    return Facts.parse("".join(f"{MARK} {name.replace('__', ':')}\n{text}\n" for name, text in sections.items()))
+
+
+def findings(control, *args, **kwargs):
+    """What a control found wrong (empty: it passed)."""
+    try:
+        control(*args, **kwargs)
+    except ControlFailed as failed:
+        return failed.findings
+    return []
