@@ -29,7 +29,7 @@ from pipeline.boot import booted  # noqa: E402
 from pipeline.checks import scenarios  # noqa: E402
 from pipeline.checks.baseline import Baseline  # noqa: E402
 from pipeline.checks.catalogue import CHECKS_DIR, ROOT, id_key  # noqa: E402
-from pipeline.checks.facts import PARAM_SECTIONS, Facts, Request  # noqa: E402
+from pipeline.checks.facts import ENVIRONMENT, PARAM_SECTIONS, Facts, Request  # noqa: E402
 from pipeline.checks.kinds import KINDS  # noqa: E402
 from pipeline.checks.plugin import ControlFailed, add_needs, findings_for  # noqa: E402
 from pipeline.seed import TEST_USER  # noqa: E402
@@ -121,7 +121,7 @@ def naive(host, baseline, selected):
             # One attribute per command: a section asked for several times (a stat per path)
             # comes back in pieces, joined here.
             # The attribute's own command, without the collector's concurrency wrapper.
-            command = "export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin\n" + "\n".join(one.parts())
+            command = "\n".join([ENVIRONMENT, *one.parts()])
             for name, text in Facts.parse(host.run(command).stdout).sections.items():
                 sections.setdefault(name, []).append(text)
         facts = Facts({name: "\n".join(pieces) for name, pieces in sections.items()})

@@ -158,6 +158,10 @@ SCANS = {"suid_sgid": "S", "world_writable": "W", "unowned": "U"}     # derived 
 SCAN_COMPLETE = "@@scan-complete@@"
 
 
+# What every collector script runs under: a fixed locale and the system's own tools.
+ENVIRONMENT = "export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 class FactError(RuntimeError):
     """A fact could not be gathered: the checks that need it error out (they never pass or fail on it)."""
 
@@ -200,7 +204,7 @@ class Request:
     def script(self):
         """One script for the whole request. The sections run concurrently (each its own output
         file, printed in order at the end): the scans wait on the disk while the rest runs."""
-        lines = ["#!/bin/sh", "export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        lines = ["#!/bin/sh", ENVIRONMENT,
                  "d=$(mktemp -d) || exit 1", "trap 'rm -rf \"$d\"' EXIT"]
         for i, part in enumerate(self.parts()):
             lines.append(f"(\n{part}\n) >\"$d/{i:04d}\" &")
