@@ -85,7 +85,7 @@ source "qemu" "local" {
   communicator              = "ssh"
   ssh_username              = local.build_user
   ssh_private_key_file      = var.ssh_private_key_file
-  ssh_timeout               = "15m"
+  ssh_timeout               = "8m"     # answers in ~90 s under TCG; the driver retries a timeout once
   ssh_file_transfer_method  = "sftp"
   # cleanup.sh leaves a finaliser in /run (tmpfs) that removes the build user and powers off.
   shutdown_command          = "sudo -n /bin/sh /run/golden-finalize"

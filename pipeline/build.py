@@ -18,6 +18,10 @@ from .util import require_tool, sha256_file, write_json_atomic
 
 PACKER_DIR = os.path.join(ROOT, "packer")
 _OWN_LINE = re.compile(r"qemu\.local: (bootstrap|install-agents|hardening-cis|customize|cleanup)\b")
+# A build VM that never answers SSH (the guest hung before sshd under emulation) is retried once:
+# nothing ran on it yet, so a second boot changes nothing but the odds. Anything else fails at once.
+SSH_TIMEOUT_MARK = "Timeout waiting for SSH"
+BUILD_ATTEMPTS = 2
 
 
 def packer_version():
@@ -70,20 +74,42 @@ def build(spec, run, base, baseline, *, cache_dir, log, skipped=None):
                PACKER_CACHE_DIR=os.path.join(cache_dir, "packer"), CHECKPOINT_DISABLE="1")
     cmd = [packer, "build", "-color=false", "-only=qemu.local", f"-var-file={var_file}", PACKER_DIR]
     log(f"packer build ({accel}, hardening {hversion}, {len(rows)} plan rows)")
-    _run_packer(cmd, env, run.path("packer-output.txt"), log)
+    console = run.path("build-console.log")
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        try:
+            _run_packer(cmd, env, run.path("packer-output.txt"), log)
+            break
+        except GoldenError as exc:
+            detail = f"{exc}\nlast lines of the build VM's console ({console}):\n{_tail(console, 25)}"
+            if SSH_TIMEOUT_MARK not in str(exc) or attempt == BUILD_ATTEMPTS:
+                raise GoldenError(detail) from None
+            log(f"the build VM never answered SSH; retrying the build once (attempt {attempt + 1} "
+                f"of {BUILD_ATTEMPTS}). {detail}")
+            for name in ("build-console.log", "packer-output.txt"):
+                if os.path.exists(run.path(name)):
+                    os.replace(run.path(name), run.path(f"{name}.attempt{attempt}"))
+            shutil.rmtree(output_dir, ignore_errors=True)
     produced = os.path.join(output_dir, f"{run.version}.qcow2")
     if not os.path.isfile(produced):
         raise GoldenError("Packer finished but wrote no image", file=produced)
     os.replace(produced, run.artifact)
     shutil.rmtree(output_dir, ignore_errors=True)
     digest = sha256_file(run.artifact)
-    info = {"path": run.artifact, "sha256": digest, "size": os.path.getsize(run.artifact),
+    info = {"path": run.artifact, "sha256": digest, "size": os.path.getsize(run.artifact), "attempts": attempt,
             "packer": packer_version(), "hardening_version": hversion, "accelerator": accel,
             "base": {"path": base.path, "sha256": base.sha256, "origin": base.origin}}
     write_json_atomic(run.path("artifact.json"), info)
     os.unlink(key_path)   # the build key dies with the build
     log(f"candidate {os.path.basename(run.artifact)} sha256 {digest[:16]}...")
     return info
+
+
+def _tail(path, lines):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:]) or "(empty)"
+    except OSError:
+        return "(none written)"
 
 
 def _run_packer(cmd, env, transcript, log):
