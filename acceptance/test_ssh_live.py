@@ -38,7 +38,10 @@ def test_password_authentication_is_refused(ssh_endpoint):
     assert not methods & {"password", "keyboard-interactive", "none"}, f"sshd offers {sorted(methods)}"
 
 
-@violates("sshd_option PermitRootLogin prohibit-password" + RESTART)
+# Root must also pass sshd's access lists (5.1.4's AllowGroups) to be let in: the scenario adds it.
+@violates("sshd_option PermitRootLogin prohibit-password && "
+          "for g in $(sshd -T | awk '$1 == \"allowgroups\" {$1 = \"\"; print}'); do usermod -aG \"$g\" root; done"
+          + RESTART)
 def test_root_login_is_refused_even_with_an_authorized_key(host, ssh_endpoint):
     # The overlay is thrown away after the boot; the key is removed again anyway.
     host.run("install -d -m 700 /root/.ssh && cp /home/golden-test/.ssh/authorized_keys /root/.ssh/golden-probe-keys "

@@ -175,7 +175,8 @@ def pytest_addoption(parser):
                     help="the image file the hygiene tests inspect read-only (default: --image)")
     group.addoption("--violate", dest="golden_violate", metavar="GLOBS",
                     help="with --image only: first apply the violation scenarios of these controls "
-                         "(comma-separated globs) to the booted overlay, to see their checks fail")
+                         "(comma-separated globs; acceptance tests' as acceptance:TEST; !GLOB leaves out) "
+                         "to the booted overlay, to see their checks fail")
 
 
 def pytest_configure(config):
@@ -225,11 +226,17 @@ def _violate(config, cand):
     """Apply the selected controls' violation scenarios to the booted overlay, and record which."""
     state = config.stash[STATE]
     globs = [g.strip() for g in config.option.golden_violate.split(",") if g.strip()]
+    wanted = [g for g in globs if not g.startswith("!")]
+    unwanted = [g[1:] for g in globs if g.startswith("!")]
+
+    def picked(key):
+        return (any(fnmatch.fnmatchcase(key, g) for g in wanted)
+                and not any(fnmatch.fnmatchcase(key, g) for g in unwanted))
+
     known = scenarios.collect()
     chosen = [s for cis_id, s in sorted(known.items(), key=lambda kv: id_key(kv[0]))
-              if state.selected(cis_id) and any(fnmatch.fnmatchcase(cis_id, g) for g in globs)]
-    chosen += [s for key, s in sorted(scenarios.acceptance().items())
-               if any(fnmatch.fnmatchcase(key, g) for g in globs)]
+              if state.selected(cis_id) and picked(cis_id)]
+    chosen += [s for key, s in sorted(scenarios.acceptance().items()) if picked(key)]
     print(f"[violate] applying {len(chosen)} violation scenarios", flush=True)
     failed = scenarios.apply(lambda script: cand.vm.run(f"sudo sh -c {shlex.quote(script)}", check=False), chosen)
     record = {"applied": [s.id for s in chosen if s.id not in failed], "failed_to_apply": failed}
