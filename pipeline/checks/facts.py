@@ -28,6 +28,8 @@ def cat_files(paths):
 
 
 # Sections without parameters: name -> shell snippet (runs as root, stderr folded in where useful).
+LOGIN_SHELLS = "grep '^/' /etc/shells | grep -v '/nologin$'"     # CIS's "valid login shells"
+
 SECTIONS = {
     "uname": "uname -r",
     "sshd": "sshd -T 2>&1",
@@ -54,7 +56,7 @@ SECTIONS = {
     "nft": "nft -j list ruleset 2>&1",
     "listening": "ss -Htulnp 2>/dev/null",
     "processes": "ps -eo user=,comm=,args=",
-    "login_shells": "grep '^/' /etc/shells | grep -v '/nologin$'",   # CIS's "valid login shells"
+    "login_shells": LOGIN_SHELLS,
     "local_mounts": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,vfat,tmpfs",
     # The filesystem scans in one walk of every local filesystem, each path tagged: S (setuid or
     # setgid file; not on tmpfs), W (world writable; directories only without the sticky bit),
@@ -70,7 +72,7 @@ SECTIONS = {
                "\\( \\( \\( $u \\) -o \\( $g \\) \\) -printf 'U %p\\n' \\) 2>/dev/null; done; "
                "echo @@scan-complete@@; fi",
     # Users with a login shell only (as login_shells lists them): the checks judge no other homes.
-    "homes": "s=\" $(grep '^/' /etc/shells | grep -v '/nologin$' | tr '\\n' ' ')\"; "
+    "homes": f"s=\" $({LOGIN_SHELLS} | tr '\\n' ' ')\"; "
              "getent passwd | while IFS=: read -r u _ uid _ _ h sh; do case \"$s\" in *\" $sh \"*) ;; *) continue;; esac; "
              "[ -d \"$h\" ] && stat -L -c \"$u|$uid|$sh|%n|%a|%U|%G\" \"$h\" && "
              "find \"$h\" -maxdepth 1 -name '.*' -type f -exec stat -L -c \"$u|$uid|$sh|%n|%a|%U|%G\" {} +; done 2>/dev/null",
