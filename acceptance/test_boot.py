@@ -2,6 +2,7 @@
 
 import json
 
+from pipeline.checks.facts import SYSTEMCTL
 from pipeline.checks.plugin import violates
 
 BROKEN_UNIT = ("printf '[Unit]\\nDescription=golden scenario\\n[Service]\\nExecStart=/bin/false\\n' "
@@ -11,8 +12,8 @@ BROKEN_UNIT = ("printf '[Unit]\\nDescription=golden scenario\\n[Service]\\nExecS
 
 @violates(BROKEN_UNIT)
 def test_reached_multi_user_with_no_failed_units(host):
-    state = host.run("systemctl is-system-running").stdout.strip()
-    failed = host.run("systemctl list-units --state=failed --no-legend --plain").stdout.strip()
+    state = host.run(f"{SYSTEMCTL} is-system-running").stdout.strip()
+    failed = host.check_output(f"{SYSTEMCTL} list-units --state=failed --no-legend --plain").strip()
     assert state == "running" and not failed, f"system is {state}; failed units:\n{failed}"
 
 

@@ -3,6 +3,7 @@ and the guest clock close to the test host's."""
 
 import time
 
+from pipeline.checks.facts import SYSTEMCTL
 from pipeline.checks.plugin import violates
 
 DAEMONS = ("chrony.service", "systemd-timesyncd.service", "ntp.service", "ntpsec.service", "openntpd.service")
@@ -11,7 +12,7 @@ TOLERANCE_SECONDS = 2.0
 
 @violates("fake_package ntpsec ntpsec.service")
 def test_exactly_one_time_daemon(host):
-    active = [d for d in DAEMONS if host.run(f"systemctl is-active --quiet {d}").rc == 0]
+    active = [d for d in DAEMONS if host.run(f"{SYSTEMCTL} is-active --quiet {d}").rc == 0]
     assert len(active) == 1, f"expected exactly one time synchronisation daemon running, found: {active or 'none'}"
 
 

@@ -29,8 +29,8 @@ fake_package() {
         mkdir -p "$dir/lib/systemd/system"
         printf '[Unit]\nDescription=violation scenario\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n' \
             > "$dir/lib/systemd/system/$unit"
-        echo "$unit" >> /run/golden-fake-units
     fi
+    printf '%s %s %s\n' "$GOLDEN_SCENARIO" "$name" "$unit" >> /run/golden-fake-packages
     dpkg-deb -Znone -b "$dir" "/run/golden-fake-debs/$name.deb" >/dev/null
     rm -rf "$dir"
 }
@@ -277,15 +277,28 @@ kernel_param_set() {
 
 # Called once after every scenario ran: work several scenarios need is done here, once.
 scenarios_finish() {
-    if [ -d /run/golden-fake-debs ]; then
+    if [ -f /run/golden-fake-packages ]; then
         dpkg -i /run/golden-fake-debs/*.deb >/dev/null 2>&1 || true
-        rm -rf /run/golden-fake-debs
-    fi
-    if [ -f /run/golden-fake-units ]; then
         systemctl daemon-reload
         # shellcheck disable=SC2046
-        systemctl enable --now $(cat /run/golden-fake-units) >/dev/null 2>&1 || true
-        rm -f /run/golden-fake-units
+        systemctl enable --now $(awk 'NF == 3 {print $3}' /run/golden-fake-packages) >/dev/null 2>&1 || true
+        # Each fake is verified: a package that is not "installed", or a unit that is not enabled,
+        # withdraws its scenario (reported as not applied), so a check that then passes is never
+        # mistaken for a check that cannot fail.
+        while read -r scenario name unit; do
+            state=$(dpkg-query -W -f '${db:Status-Status}' "$name" 2>/dev/null || echo absent)
+            if [ "$state" != installed ]; then
+                printf '%s failed %s\nfake package %s is %s after dpkg -i\n' "$APPLY_MARK" "$scenario" "$name" "$state"
+                continue
+            fi
+            [ -n "$unit" ] || continue
+            [ "$(systemctl is-enabled "$unit" 2>/dev/null)" = enabled ] || systemctl enable --now "$unit" >/dev/null 2>&1 || true
+            enabled=$(systemctl is-enabled "$unit" 2>&1 || true)
+            if [ "$enabled" != enabled ]; then
+                printf '%s failed %s\nfake unit %s is %s\n' "$APPLY_MARK" "$scenario" "$unit" "$enabled"
+            fi
+        done < /run/golden-fake-packages
+        rm -rf /run/golden-fake-debs /run/golden-fake-packages
     fi
     if [ -f /run/golden-scenario-depmod ]; then
         depmod -a

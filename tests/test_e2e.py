@@ -178,7 +178,8 @@ def _violated_session(image, spec, violate, paths, workdir, e2e_dirs):
          "-p", "no:cacheprovider", "-q", "-n", "2"],
         cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, GOLDEN_CACHE=str(e2e_dirs["cache"])))
     assert junit.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    applied = json.load(open(boot_dir / "violations.json"))["applied"]
+    record = json.load(open(boot_dir / "violations.json"))
+    applied = record["applied"]
     caught, unreachable = set(), []
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
@@ -194,7 +195,7 @@ def _violated_session(image, spec, violate, paths, workdir, e2e_dirs):
             caught.add(props["cis_id"])
         if case.get("classname", "").startswith("acceptance."):
             caught.add("acceptance:" + case.get("name").split("[")[0])
-    return set(applied), caught, unreachable
+    return set(applied), caught, unreachable, record["failed_to_apply"]
 
 
 def test_every_violation_scenario_makes_its_check_fail(emergency, tmp_path, e2e_dirs):
@@ -214,15 +215,16 @@ def test_every_violation_scenario_makes_its_check_fail(emergency, tmp_path, e2e_
     everything = set(collect()) | set(acceptance())
     sessions = [("*," + ",".join("!" + k for k in live_ssh), ["cis_checks", "acceptance"]),
                 (",".join(live_ssh), ["acceptance/test_ssh_live.py"])]
-    applied, caught, unreachable = set(), set(), []
+    applied, caught, unreachable, failed = set(), set(), [], {}
     for i, (violate, paths) in enumerate(sessions):
         workdir = tmp_path / f"boot{i}"
         workdir.mkdir()
-        a, c, u = _violated_session(image, emergency["spec"], violate, paths, workdir, e2e_dirs)
+        a, c, u, f = _violated_session(image, emergency["spec"], violate, paths, workdir, e2e_dirs)
         applied |= a
         caught |= c
         unreachable += u
-    assert applied == everything, f"not applied: {sorted(everything - applied)}"
+        failed.update(f)
+    assert applied == everything, f"not applied: {sorted(everything - applied)}; why: {failed}"
     assert not unreachable, f"tests that could not reach the candidate: {unreachable[:20]}"
     not_caught = sorted(applied - caught)
     assert not not_caught, f"scenarios applied but their checks still passed: {not_caught}"

@@ -27,9 +27,13 @@ def cat_files(paths):
             "while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < \"$f\"; }; done")
 
 
-# Sections without parameters: name -> shell snippet (runs as root, stderr folded in where useful).
 LOGIN_SHELLS = "grep '^/' /etc/shells | grep -v '/nologin$'"     # CIS's "valid login shells"
 
+# systemctl for checks: under emulation on a busy host a query can outlast systemd's default 25 s
+# D-Bus timeout, and a timed-out query prints nothing (which a check must never read as "none").
+SYSTEMCTL = "SYSTEMD_BUS_TIMEOUT=120 systemctl"
+
+# Sections without parameters: name -> shell snippet (runs as root, stderr folded in where useful).
 SECTIONS = {
     "uname": "uname -r",
     "sshd": "sshd -T 2>&1",
@@ -38,8 +42,7 @@ SECTIONS = {
     "lsmod": "cat /proc/modules",
     "modprobe_config": "modprobe --showconfig 2>/dev/null | grep -E '^(blacklist|install) '",
     "packages": "dpkg-query -W -f '${Package}\\t${db:Status-Status}\\t${Version}\\n' 2>/dev/null",
-    # Under emulation on a busy host this can outlast systemd's default 25 s D-Bus timeout.
-    "units": "SYSTEMD_BUS_TIMEOUT=120 systemctl list-units --all --no-legend --no-pager --plain 2>/dev/null",
+    "units": f"{SYSTEMCTL} list-units --all --no-legend --no-pager --plain 2>/dev/null",
     "mounts": "findmnt -J -l -o TARGET,SOURCE,FSTYPE,OPTIONS 2>/dev/null",
     "fstab": "cat /etc/fstab 2>/dev/null",
     "passwd": "getent passwd",
@@ -126,7 +129,7 @@ ALWAYS_UNIT = "basic.target"
 def _unit_files_snippet(units):
     # Only the asked units: listing every unit file computes each one's state (7-11 s under emulation).
     quoted = " ".join(shlex.quote(u) for u in sorted(set(units) | {ALWAYS_UNIT}))
-    return f"SYSTEMD_BUS_TIMEOUT=120 systemctl list-unit-files --no-legend --no-pager --plain -- {quoted} 2>/dev/null"
+    return f"{SYSTEMCTL} list-unit-files --no-legend --no-pager --plain -- {quoted} 2>/dev/null"
 
 
 def _modules_snippet(names):

@@ -84,12 +84,20 @@ def script(scenarios):
             f"if out=$(GOLDEN_SCENARIO={shlex.quote(s.id)} sh -e -c {body} 2>&1); "
             f"then echo '{APPLY_MARK} ok {s.id}'; "
             f"else echo '{APPLY_MARK} failed {s.id}'; printf '%s\\n' \"$out\" | tail -n 5; fi")
-    parts.append("sh -e -c '. /run/golden-scenarios.sh; scenarios_finish'; rm -f /run/golden-scenarios.sh")
+    parts.append(f"APPLY_MARK='{APPLY_MARK}' sh -e -c '. /run/golden-scenarios.sh; scenarios_finish'; "
+                 "rm -f /run/golden-scenarios.sh")
     return "\n".join(parts) + "\n"
 
 
 def apply(runner, scenarios):
-    """Apply scenarios; returns {id: output} for the scripts that did not succeed."""
+    """Apply scenarios; returns {id: output} for the scripts that did not succeed. A scenario whose
+    script succeeded can still be withdrawn by the finishing step (a fake package that did not
+    install, a unit that did not enable): its later `failed` line wins."""
     code, out, err = runner(script(scenarios))
-    ok = {line.split()[2] for line in out.splitlines() if line.startswith(f"{APPLY_MARK} ok ")}
+    ok = set()
+    for line in out.splitlines():
+        if line.startswith(f"{APPLY_MARK} ok "):
+            ok.add(line.split()[2])
+        elif line.startswith(f"{APPLY_MARK} failed "):
+            ok.discard(line.split()[2])
     return {s.id: out[-2000:] + err[-2000:] for s in scenarios if s.id not in ok}
