@@ -128,7 +128,7 @@ class VM:
     """One QEMU guest booted from an ephemeral overlay of `image`."""
 
     def __init__(self, image, workdir, *, accel, seed_iso=None, name="candidate", memory=1024, cpus=2,
-                 extra_args=()):
+                 extra_args=(), no_reboot=False):
         self.image = os.path.abspath(image)
         self.workdir = os.path.abspath(workdir)
         self.accel = accel
@@ -137,6 +137,7 @@ class VM:
         self.memory = memory
         self.cpus = cpus
         self.extra_args = list(extra_args)
+        self.no_reboot = no_reboot      # a guest reboot makes QEMU exit (see power_cycle)
         self.console = os.path.join(self.workdir, f"{name}-console.log")
         self.overlay = os.path.join(self.workdir, f"{name}-overlay.qcow2")
         self.port = None
@@ -155,25 +156,47 @@ class VM:
         subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", self.image, self.overlay],
                        check=True, capture_output=True)
         self.port = free_loopback_port()
+        self._launch(append=False)
+        _running.add(self)
+        return self
+
+    def _launch(self, append):
         accel = "tcg,thread=multi" if self.accel == "tcg" else self.accel
         args = [QEMU, "-name", self.name, "-accel", accel, "-cpu", cpu_model(self.accel),
                 "-m", str(self.memory), "-smp", str(self.cpus),
-                "-nodefaults", "-no-user-config", "-display", "none", "-serial", f"file:{self.console}",
+                "-nodefaults", "-no-user-config", "-display", "none",
+                "-chardev", f"file,id=console,path={self.console},append={'on' if append else 'off'}",
+                "-serial", "chardev:console",
                 "-drive", f"file={self.overlay},if=virtio,format=qcow2",
                 "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
                 "-device", "virtio-net-pci,netdev=n0"]
         if self.seed_iso:
             args += ["-drive", f"file={self.seed_iso},if=virtio,media=cdrom,readonly=on,format=raw"]
+        if self.no_reboot:
+            args.append("-no-reboot")
         args += self.extra_args
-        with open(os.path.join(self.workdir, f"{self.name}-qemu.cmd"), "w", encoding="utf-8") as fh:
+        with open(os.path.join(self.workdir, f"{self.name}-qemu.cmd"), "a" if append else "w", encoding="utf-8") as fh:
             fh.write(" ".join(args) + "\n")
-        log = open(os.path.join(self.workdir, f"{self.name}-qemu.log"), "wb")
+        log = open(os.path.join(self.workdir, f"{self.name}-qemu.log"), "ab" if append else "wb")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      preexec_fn=_die_with_parent, start_new_session=True)
         log.close()
-        _running.add(self)
-        return self
+
+    def power_cycle(self, timeout):
+        """After the guest asked for a reboot (with no_reboot, QEMU exits at the reset): start QEMU
+        again on the same overlay, port and seed, the console appended to. A fresh QEMU process
+        rather than an emulated reset: under TCG, a guest reset after a loaded session boots at a
+        third of the speed (measured: 155 s to SSH against 65 s from a fresh process)."""
+        if self._ssh:
+            self._ssh.close()
+            self._ssh = None
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise GoldenError(f"the guest did not shut down within {timeout}s after it was asked to reboot.\n"
+                              f"console tail:\n{console_tail(self.console)}", file=self.console) from None
+        self._launch(append=True)
 
     def _dead(self, what):
         code = self.proc.returncode
@@ -205,7 +228,7 @@ class VM:
                 last = f"{type(exc).__name__}: {exc}"
                 client.close()
                 time.sleep(2)
-        raise GoldenError(f"no SSH login as {user} within {timeout}s (last attempt: {last}).\n"
+        raise GoldenError(f"no SSH login as {user} within {timeout:.0f}s (last attempt: {last}).\n"
                           f"console tail:\n{console_tail(self.console)}", file=self.console)
 
     def _banner(self):
@@ -227,12 +250,6 @@ class VM:
         if check and status != 0:
             raise GoldenError(f"command failed with status {status} on the guest: {command}\n{err.strip()}")
         return status, out, err
-
-    def reconnect(self, user, key_path, timeout=420):
-        if self._ssh:
-            self._ssh.close()
-            self._ssh = None
-        return self.wait_ssh(user, key_path, timeout)
 
     def stop(self):
         if self._ssh:

@@ -7,6 +7,7 @@ rebuild of the bastion spec proves a CVE gone."""
 import datetime as dt
 import json
 import os
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,8 +15,10 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
+from pipeline.boot import booted
 from pipeline.checks.scenarios import acceptance, collect
 from pipeline.sbom import build_sbom, packages_in, validate_sbom
+from pipeline.suite import reboot_check
 
 from .conftest import ROOT, golden
 
@@ -79,6 +82,32 @@ def test_the_published_image_verifies_and_explains_itself(published, e2e_dirs):
     story = json.loads(golden("explain", image, "--json", dirs=e2e_dirs).stdout)
     assert story["version"] == version and story["sha256"] == sha and story["signed_by"].startswith("SHA256:")
     assert story["built_from"]["base"]["sha256"] and story["scan"]["feeds"]
+
+
+# What hardened roles do to themselves: an sshd AllowUsers list without the account the logins come
+# through. The running sshd keeps its configuration; the next boot's reads the new one.
+LOCK_OUT = "echo 'AllowUsers golden-admin' > /etc/ssh/sshd_config.d/00-golden-lockout.conf"
+
+
+def test_a_candidate_that_locks_itself_out_fails_the_reboot_check(published, tmp_path, e2e_dirs):
+    """The reboot check on a candidate that answers now but not after a reboot: the JUnit case fails,
+    and the console shows the second boot got as far as starting sshd (the lock-out, not a broken
+    boot, is what failed it)."""
+    _, image, _ = published
+    run = type("Run", (), {"path": lambda self, name: str(tmp_path / name)})()
+    logged = []
+    with booted(image, tmp_path / "boot", cache_dir=e2e_dirs["cache"], log=logged.append) as cand:
+        cand.vm.run(f"sudo sh -c {shlex.quote(LOCK_OUT)}")
+        assert cand.vm.run("sudo sshd -T")[1].count("allowusers golden-admin") == 1
+        came_back = reboot_check(run, cand, logged.append, timeout=150)
+        console = open(cand.vm.console, encoding="utf-8", errors="replace").read()
+    assert not came_back
+    case = ET.parse(tmp_path / "junit-reboot.xml").getroot().find(".//testcase")
+    failure = case.find("failure")
+    assert failure is not None and "did not come back after a reboot" in failure.get("message")
+    assert "no SSH login as golden-test" in failure.text and "Authentication failed" in failure.text, failure.text
+    second_boot = console.split("Linux version")[2]
+    assert "Started \x1b[0;1;39mssh.service" in second_boot or "Started ssh.service" in second_boot
 
 
 @pytest.fixture(scope="module")
