@@ -18,6 +18,7 @@ from .boot import booted
 from .checks import exceptions
 from .checks.baseline import Baseline
 from .checks.catalogue import ROOT
+from .checks.facts import SYSTEMCTL
 from .errors import GoldenError
 from .spec import known_images
 from .util import write_json_atomic
@@ -78,7 +79,7 @@ def reboot_check(run, cand, log, timeout=300):
     try:
         record = cand.reboot(log, timeout=timeout)
         if record["system_state"] != "running":
-            failed = cand.vm.run("systemctl list-units --state=failed --no-legend --plain", check=False)[1]
+            failed = cand.vm.run(f"{SYSTEMCTL} list-units --state=failed --no-legend --plain", check=False)[1]
             case.add_failure_info(f"after the reboot the system is {record['system_state']}", failed.strip())
     except GoldenError as exc:
         record = {"error": str(exc)}

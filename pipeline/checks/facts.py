@@ -31,7 +31,8 @@ LOGIN_SHELLS = "grep '^/' /etc/shells | grep -v '/nologin$'"     # CIS's "valid 
 
 # systemctl for checks: under emulation on a busy host a query can outlast systemd's default 25 s
 # D-Bus timeout, and a timed-out query prints nothing (which a check must never read as "none").
-SYSTEMCTL = "SYSTEMD_BUS_TIMEOUT=120 systemctl"
+BUS_TIMEOUT = "SYSTEMD_BUS_TIMEOUT=120"
+SYSTEMCTL = f"{BUS_TIMEOUT} systemctl"
 
 # Sections without parameters: name -> shell snippet (runs as root, stderr folded in where useful).
 SECTIONS = {

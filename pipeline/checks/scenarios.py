@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from . import checkfile
 from .baseline import Baseline
 from .catalogue import CHECKS_DIR, Catalogue
+from .facts import BUS_TIMEOUT
 
 PRELUDE = os.path.join(CHECKS_DIR, "scenarios.sh")
 ACCEPTANCE_DIR = os.path.join(os.path.dirname(CHECKS_DIR), "acceptance")
@@ -84,7 +85,9 @@ def script(scenarios):
             f"if out=$(GOLDEN_SCENARIO={shlex.quote(s.id)} sh -e -c {body} 2>&1); "
             f"then echo '{APPLY_MARK} ok {s.id}'; "
             f"else echo '{APPLY_MARK} failed {s.id}'; printf '%s\\n' \"$out\" | tail -n 5; fi")
-    parts.append(f"APPLY_MARK='{APPLY_MARK}' sh -e -c '. /run/golden-scenarios.sh; scenarios_finish'; "
+    # The finishing step's systemctl calls (enable, is-enabled) get the checks' D-Bus timeout: a
+    # timed-out is-enabled would withdraw a scenario that did take.
+    parts.append(f"APPLY_MARK='{APPLY_MARK}' {BUS_TIMEOUT} sh -e -c '. /run/golden-scenarios.sh; scenarios_finish'; "
                  "rm -f /run/golden-scenarios.sh")
     return "\n".join(parts) + "\n"
 
