@@ -10,7 +10,7 @@ import pytest
 def pytest_generate_tests(metafunc):
     if "agent" in metafunc.fixturenames:
         from pipeline.checks.baseline import Baseline
-        from pipeline.spec import ImageSpec
+        from pipeline.image.spec import ImageSpec
         opt = metafunc.config.option
         path = opt.golden_spec or os.path.join(os.path.dirname(os.path.dirname(__file__)), "images",
                                                "golden-linux.yaml")

@@ -2,7 +2,7 @@
 
 import shlex
 
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 HTTP_GET = ("python3 -c 'import sys, urllib.request; "
             "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(errors=\"replace\"))' ")

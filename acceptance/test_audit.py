@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from pipeline.checks.kinds import _audit_normal
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 # auditd.service restarts on failure: masked (until the next boot) first, it stays dead.
 KILL_AUDITD = "systemctl mask --runtime auditd.service && systemctl kill -s KILL auditd.service; sleep 1"

@@ -3,7 +3,7 @@
 import json
 
 from pipeline.checks.facts import SYSTEMCTL
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 BROKEN_UNIT = ("printf '[Unit]\\nDescription=golden scenario\\n[Service]\\nExecStart=/bin/false\\n' "
                "> /etc/systemd/system/golden-broken.service && systemctl daemon-reload && "

@@ -4,7 +4,7 @@ and the guest clock close to the test host's."""
 import time
 
 from pipeline.checks.facts import SYSTEMCTL
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 DAEMONS = ("chrony.service", "systemd-timesyncd.service", "ntp.service", "ntpsec.service", "openntpd.service")
 TOLERANCE_SECONDS = 2.0

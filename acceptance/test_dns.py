@@ -3,7 +3,7 @@
 import ipaddress
 import re
 
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 
 def _apt_hosts(host):

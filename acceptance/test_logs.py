@@ -3,7 +3,7 @@
 import time
 import uuid
 
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 
 @violates("systemctl disable --now rsyslog.service syslog.socket 2>/dev/null; systemctl mask rsyslog.service")

@@ -6,7 +6,7 @@ import socket
 import paramiko
 import pytest
 
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 RESTART = " && systemctl restart ssh.service"
 

@@ -4,7 +4,7 @@
 import fnmatch
 
 from pipeline.checks.facts import SYSTEMCTL
-from pipeline.checks.plugin import violates
+from pipeline.checks.authoring import violates
 
 
 def _allowlist(spec, kind):

@@ -25,14 +25,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import testinfra  # noqa: E402
 
-from pipeline.boot import booted  # noqa: E402
 from pipeline.checks import scenarios  # noqa: E402
+from pipeline.checks.authoring import ControlFailed, add_needs, findings_for  # noqa: E402
 from pipeline.checks.baseline import Baseline  # noqa: E402
-from pipeline.checks.catalogue import CHECKS_DIR, ROOT, id_key  # noqa: E402
-from pipeline.checks.facts import ENVIRONMENT, PARAM_SECTIONS, Facts, Request  # noqa: E402
+from pipeline.checks.catalogue import id_key  # noqa: E402
+from pipeline.checks.facts import ENVIRONMENT, Facts, Request  # noqa: E402
 from pipeline.checks.kinds import KINDS  # noqa: E402
-from pipeline.checks.plugin import ControlFailed, add_needs, findings_for  # noqa: E402
-from pipeline.seed import TEST_USER  # noqa: E402
+from pipeline.image.seed import TEST_USER  # noqa: E402
+from pipeline.paths import ROOT  # noqa: E402
+from pipeline.vm.boot import booted  # noqa: E402
 
 
 class Counting:

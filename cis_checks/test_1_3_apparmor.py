@@ -3,7 +3,7 @@
 import re
 
 from pipeline.checks import facts as fact_sections
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 # The text report: apparmor 3.0's `aa-status --json` prints invalid JSON when a process is
 # unconfined although its profile is loaded, the very case these controls look for.

@@ -2,7 +2,7 @@
 
 import re
 
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 
 def grub_password_findings(grub_cfg):

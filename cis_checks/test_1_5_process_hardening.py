@@ -1,7 +1,7 @@
 """1.5 Process hardening that is not a single value: core dumps."""
 
 from pipeline.checks import facts as fact_sections
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 # pam_limits reads limits.conf, then limits.d/*.conf in C-locale order, as if concatenated.
 fact_sections.register("limits", "for f in /etc/security/limits.conf /etc/security/limits.d/*.conf; do "

@@ -2,7 +2,7 @@
 
 from pipeline.checks import facts as fact_sections
 from pipeline.checks.kinds import KINDS
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 # pam_motd shows /etc/motd after the output of the /etc/update-motd.d scripts (/run/motd.dynamic).
 fact_sections.register("motd_dynamic", "run-parts --lsbsysinit /etc/update-motd.d 2>/dev/null")

@@ -7,7 +7,7 @@ override. Without gdm3 the recommendations are not applicable and pass.
 """
 
 from pipeline.checks import facts as fact_sections
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 fact_sections.register("dconf", fact_sections.cat_files(
     "/etc/dconf/profile/* /etc/dconf/db/*.d/* /etc/dconf/db/*.d/locks/*"))

@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 
 def local_address(socket):

@@ -5,7 +5,7 @@ files); sources in `sourcedir` directories are loaded separately, so their files
 """
 
 from pipeline.checks import facts as fact_sections
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 fact_sections.register(
     "chrony_config",

@@ -1,6 +1,6 @@
 """2.4.2 at: restricted to the users in /etc/at.allow, where at is installed."""
 
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 
 @control("2.4.2.1", violate="fake_package at && rm -f /etc/at.allow", needs=["packages"], services=["cron"])

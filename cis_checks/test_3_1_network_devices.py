@@ -1,7 +1,7 @@
 """3.1.2 Wireless interfaces: none present, and the wireless stack cannot be loaded."""
 
 from pipeline.checks import facts as fact_sections
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 # A wireless interface has a `wireless` (or `phy80211`) entry in sysfs; print it with its driver.
 fact_sections.register("wireless", "for i in /sys/class/net/*; do if [ -e \"$i/wireless\" ] || [ -e \"$i/phy80211\" ]; "

@@ -7,7 +7,7 @@ The company ruleset (written by hardening-cis.sh from the params of 4.3.4-4.3.8)
 import json
 
 from pipeline.checks import facts as fact_sections
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 # What the next boot will load: the file of nftables.service's ExecStart, loaded into a throwaway
 # network namespace so the running firewall is not touched.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pipeline.checks import facts as fact_sections
 from pipeline.checks.kinds import pam_rules
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 # Run by root, `sudo -V` prints the settings every user gets (compiled defaults and global Defaults).
 fact_sections.register("sudo_settings", "sudo -V 2>&1")

@@ -2,7 +2,7 @@
 
 from debian.debian_support import Version
 
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 
 def _version_findings(facts, control_values):

@@ -9,7 +9,7 @@ import re
 
 from pipeline.checks import expect
 from pipeline.checks import facts as collector
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 collector.register("clock", "date +%s")
 # root's login PATH, one `kind|dir|mode|owner` line per entry (kind: dir, file, absent or empty).

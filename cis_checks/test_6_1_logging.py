@@ -4,7 +4,7 @@ import fnmatch
 import re
 
 from pipeline.checks.facts import register
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 # Every file under /var/log (symlinks followed, as a reader of the logs would): path|mode|owner|group.
 register("var_log_files", "find -L /var/log -type f -exec stat -L -c '%n|%a|%U|%G' {} + 2>/dev/null")

@@ -4,7 +4,7 @@
 import re
 
 from pipeline.checks.kinds import KINDS
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 SUDO_LOGFILE = re.compile(r"^\s*Defaults\b.*\blogfile\s*=\s*\"?([^\",\s]+)")
 

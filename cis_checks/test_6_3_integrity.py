@@ -4,7 +4,7 @@ tools (the rest: 6.3-integrity.yaml)."""
 import re
 
 from pipeline.checks.facts import register
-from pipeline.checks.plugin import control, findings_for, require
+from pipeline.checks.authoring import control, findings_for, require
 
 DATABASE = "/var/lib/aide/aide.db"     # aide.conf database_in
 

@@ -3,7 +3,7 @@
 The fact sections scan every local filesystem (ext*, xfs, btrfs, tmpfs), outside /proc and /sys.
 """
 
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 
 @control("7.1.11", violate="install -d -m 0777 /srv/local-upload", needs=["world_writable"])

@@ -7,7 +7,7 @@ per-boot test account is left out by name.
 from collections import Counter
 
 from pipeline.checks.facts import FactError
-from pipeline.checks.plugin import control, require
+from pipeline.checks.authoring import control, require
 
 
 

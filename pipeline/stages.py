@@ -1,146 +1,237 @@
-"""`golden run`: every stage for one candidate, in order, each timed in timings.json.
+"""The stages of one candidate's run, as one table. `golden run` runs all of them; `golden build` and
+`golden test` run slices of the same table. Every stage has one call shape, `stage(ctx)`: it reads
+and fills the run context, returns False when the candidate failed it (the stage ran, the evidence
+says no), and raises GoldenError when it could not run (which stops the stages after it).
 
-base -> build (Packer) -> hygiene (the artifact, read-only) -> boot -> test (pytest) -> reboot -> sbom
--> scan -> gate -> sign -> publish (only on a pass) -> report.
-A stage that fails stops the ones after it, but the gate still decides (it fails closed on
-the missing evidence) and the report is still written, so the run directory explains the failure.
+    ctx = Context(spec, store, cache_dir, log)
+    run_pipeline(ctx)                   # base ... publish, then the report
+    run_stages(ctx, TEST)               # hygiene, boot, test, reboot on ctx.run
+
+| stage | evidence it writes into runs/<version>/ |
+| --- | --- |
+| base | run.json's base (the cached base image and its sha256) |
+| build | artifact.json, the candidate qcow2, packer.log, build-console.log |
+| hygiene | junit-hygiene.xml, hygiene.json |
+| boot | boot/boot.json (the VM stays up for the next stages) |
+| test | junit.xml, test.json, exceptions.json, pytest.log |
+| reboot | junit-reboot.xml, reboot.json (the VM stops after it; the artifact digest is checked) |
+| sbom | sbom.cdx.json |
+| scan | scan.json, scan.cdx.json |
+| gate | gate.json |
+| sign | provenance.intoto.jsonl, test-result.intoto.jsonl |
+| publish | the store's index and images/<version>/ |
 """
 
 import contextlib
-
+import datetime as dt
 import os
+from dataclasses import dataclass, field
 
-from . import report, supply
-from .base import ensure_base, preflight as base_preflight
-from .boot import booted
-from .build import build
-from .checks.baseline import Baseline
-from .errors import GoldenError
-from .gate import decide
-from .rundir import Run
-from .suite import hygiene, load_exceptions, reboot_check, run_suite
-from .util import read_json, require_tool, write_json_atomic
-
-TOOLS = (("packer", "packer"), ("qemu-system-x86_64", "qemu-system-x86"), ("qemu-img", "qemu-utils"),
-         ("xorriso", "xorriso"))
-
-
-def preflight(spec, cache_dir, exception_paths=None):
-    """Everything that can be known wrong before a run directory exists: tools, the base image,
-    exception files. Returns the exceptions in the image's scope, keyed by the controls they cover."""
-    for tool, package in TOOLS:
-        require_tool(tool, package)
-    _authorized_time_servers(spec, Baseline.load())
-    _, relevant = load_exceptions(spec, exception_paths)
-    base_preflight(spec.base, cache_dir)
-    return skipped_controls(relevant, spec)
+from pipeline.checks.baseline import Baseline
+from pipeline.errors import GoldenError
+from pipeline.evidence import report
+from pipeline.evidence.gate import decide
+from pipeline.evidence.rundir import Run
+from pipeline.evidence.suite import hygiene, reboot_check, run_suite
+from pipeline.image.base import ensure_base
+from pipeline.image.build import build
+from pipeline.preflight import preflight
+from pipeline.supply import attest
+from pipeline.supply.feeds import load_feeds
+from pipeline.supply.sbom import SBOM_FILE, write_sbom
+from pipeline.supply.scan import load_policy, scan, write_scan
+from pipeline.util import read_json, write_json_atomic
+from pipeline.vm.boot import booted
 
 
-def _authorized_time_servers(spec, baseline):
-    """A spec's time servers must be among the baseline's authorized ones (CIS 2.3.3.1), or the
-    image would fail its gate after a full build: say so now."""
-    authorized = baseline.values("2.3.3.1").get("params", {}).get("servers")
-    if not authorized or not baseline.applies("2.3.3.1", spec.role, spec.level):
-        return
-    authorized = authorized if isinstance(authorized, list) else str(authorized).split()
-    stray = [s for s in spec.time_servers if s not in authorized]
-    if stray:
-        raise GoldenError(f"time server(s) {', '.join(stray)} are not authorized by the baseline "
-                          f"(CIS 2.3.3.1: {', '.join(authorized)})", file=spec.path, field="time_servers")
+@dataclass
+class Context:
+    """What the stages of one run share."""
+    spec: object                          # the ImageSpec
+    store: object                         # the Store published into
+    cache_dir: str
+    log: object                           # a Progress
+    run: Run | None = None
+    workers: int = 2
+    exception_paths: list | None = None
+    extra_args: tuple = ()                # extra pytest arguments (golden test -- ...)
+    emergency: str | None = None          # a CVE id the candidate must prove gone
+    skipped: dict = field(default_factory=dict)       # controls the hardening leaves alone (exceptions)
+    vm: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    cand: object = None                   # the booted candidate, between boot and reboot
+    results: dict = field(default_factory=dict)       # what stages hand on: gate record, store entry, ...
+
+    @property
+    def baseline(self):
+        return Baseline.load()
 
 
-def skipped_controls(relevant, spec):
-    """Controls the hardening leaves alone: {cis id: exception id}."""
-    from .checks.catalogue import Catalogue
-    from .checks.exceptions import covering
-    out = {}
-    for rec in Catalogue.load():
-        exc = covering(relevant, rec.id, spec.role, spec.name)
-        if exc:
-            out[rec.id] = exc.id
-    return out
+def _base(ctx):
+    base = ensure_base(ctx.spec.base, ctx.cache_dir, ctx.log)
+    ctx.run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
+    ctx.results["base"] = base
 
 
-def run_pipeline(spec, *, runs_root, store, cache_dir, log, workers=2, publish=True, exception_paths=None,
-                 emergency=None):
-    """Returns (run, gate record, store entry or None).
+def _build(ctx):
+    ctx.results["artifact"] = build(ctx.spec, ctx.run, ctx.results["base"], ctx.baseline, cache_dir=ctx.cache_dir,
+                                    log=ctx.log, skipped=ctx.skipped)
 
-    emergency: a CVE id. The run rebuilds from the base with every update (as always), and its scan
-    must show the CVE gone from the candidate, or the run fails; emergency.json records the time
-    from start to published (the MTTR figure).
-    """
-    import datetime as dt
-    started = dt.datetime.now(dt.timezone.utc)
-    baseline = Baseline.load()
-    skipped = preflight(spec, cache_dir, exception_paths)
-    run = Run.create(runs_root, spec, taken=store.versions())
-    log(f"run {run.version} in {run.dir}" + (f" (emergency rebuild for {emergency})" if emergency else ""))
+
+def _hygiene(ctx):
+    return hygiene(ctx.run, ctx.spec, ctx.log)["exit_code"] == 0
+
+
+def _boot(ctx):
+    ctx.cand = ctx.vm.enter_context(booted(ctx.run.artifact, ctx.run.path("boot"), cache_dir=ctx.cache_dir,
+                                           log=ctx.log))
+
+
+def _test(ctx):
+    result = run_suite(ctx.run, ctx.cand.hostspec, ctx.spec, ctx.log, ctx.workers, extra_args=ctx.extra_args,
+                       exception_paths=ctx.exception_paths)
+    ctx.results["test"] = result
+    return result["exit_code"] == 0
+
+
+def _reboot(ctx):
+    return reboot_check(ctx.run, ctx.cand, ctx.log)
+
+
+def _sbom(ctx):
+    path = write_sbom(ctx.run)
+    ctx.log(f"SBOM: {len(read_json(path, 'SBOM').get('components', []))} components ({SBOM_FILE})")
+
+
+def _scan(ctx):
+    doc = read_json(ctx.run.path(SBOM_FILE), "SBOM")
+    feeds = load_feeds(ctx.spec.feeds, ctx.cache_dir)
+    for r in feeds.records:
+        ctx.log(f"feed {r['kind']}: {r['location']} (sha256 {r['sha256'][:12]}..., fetched {r['fetched_at']})")
+    result = scan(doc, feeds, load_policy(ctx.spec.scan_policy))
+    write_scan(ctx.run, result)
+    counts = result.summary()["counts"]
+    ctx.log(f"scan {result.decision}: " + ", ".join(f"{n} {s}" for s, n in counts["states"].items() if n))
+    for reason in result.reasons[:10]:
+        ctx.log(f"scan: {reason}")
+    ctx.results["scan"] = result
+    return result.decision == "pass"
+
+
+def _gate(ctx):
+    record = decide(ctx.run)
+    if ctx.emergency:
+        record = _emergency_verdict(ctx.run, ctx.emergency, record)
+    for reason in record["reasons"]:
+        ctx.log(f"gate: {reason}")
+    ctx.results["gate"] = record
+    return record["decision"] == "pass"
+
+
+def _sign(ctx):
+    key, public = attest.signing_key(ctx.cache_dir)
+    paths = attest.attest(ctx.run, key)
+    ctx.log(f"signed with key {attest.public_key(public).keyid}: "
+            + ", ".join(os.path.basename(p) for p in paths.values()))
+    ctx.results["public_key"] = public
+
+
+def _publish(ctx):
+    ctx.results["entry"] = ctx.store.publish(ctx.run, ctx.log, public_key=ctx.results.get("public_key"))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: object
+    vm: bool = False        # needs the booted candidate: the VM stops after the last such stage of a slice
+
+
+STAGES = (Stage("base", _base), Stage("build", _build), Stage("hygiene", _hygiene),
+          Stage("boot", _boot, vm=True), Stage("test", _test, vm=True), Stage("reboot", _reboot, vm=True),
+          Stage("sbom", _sbom), Stage("scan", _scan), Stage("gate", _gate), Stage("sign", _sign),
+          Stage("publish", _publish))
+NAMES = tuple(s.name for s in STAGES)
+BUILD = ("base", "build")                                         # golden build
+TEST = ("hygiene", "boot", "test", "reboot")                      # golden test
+EVIDENCE = NAMES[:NAMES.index("gate")]                            # what the gate decides on
+RELEASE = ("sign", "publish")                                     # only after a passing gate
+
+
+def run_stages(ctx, names):
+    """Run the named stages in table order, each timed in timings.json; True if the candidate passed
+    every one. A GoldenError stops the slice (after the VM is stopped) and propagates."""
+    chosen = [s for s in STAGES if s.name in names]
+    unknown = set(names) - set(NAMES)
+    if unknown:
+        raise GoldenError(f"unknown stage(s) {', '.join(sorted(unknown))} (stages: {', '.join(NAMES)})")
+    last_vm = max((i for i, s in enumerate(chosen) if s.vm), default=None)
+    passed = True
     try:
-        with run.stage("base", log):
-            base = ensure_base(spec.base, cache_dir, log)
-            run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
-        with run.stage("build", log):
-            build(spec, run, base, baseline, cache_dir=cache_dir, log=log, skipped=skipped)
-        with run.stage("hygiene", log) as outcome:
-            if hygiene(run, spec, log)["exit_code"] != 0:
-                outcome["status"] = "failed"
-        with contextlib.ExitStack() as stack:
-            with run.stage("boot", log):
-                cand = stack.enter_context(booted(run.artifact, run.path("boot"), cache_dir=cache_dir, log=log))
-            with run.stage("test", log) as outcome:
-                result = run_suite(run, cand.hostspec, spec, log, workers, exception_paths=exception_paths)
-                if result["exit_code"] != 0:
+        for i, stage in enumerate(chosen):
+            with ctx.run.stage(stage.name, ctx.log) as outcome:
+                if stage.run(ctx) is False:
                     outcome["status"] = "failed"
-            with run.stage("reboot", log) as outcome:
-                if not reboot_check(run, cand, log):
-                    outcome["status"] = "failed"
-            stack.close()     # stop the VM and verify the artifact digest before the gate reads it
-        with run.stage("sbom", log):
-            supply.sbom_stage(run, log)
-        with run.stage("scan", log) as outcome:
-            result = supply.scan_stage(run, spec, cache_dir, log)
-            if result.decision != "pass":
-                outcome["status"] = "failed"
+                    passed = False
+            if i == last_vm:
+                ctx.vm.close()      # stop the VM and verify the artifact digest before later stages read it
+    finally:
+        ctx.cand = None
+        ctx.vm.close()
+    return passed
+
+
+def new_run(ctx, runs_root):
+    """Preflight, then allocate the run directory (the version) for ctx.spec."""
+    ctx.skipped = preflight(ctx.spec, ctx.cache_dir, ctx.exception_paths)
+    ctx.run = Run.create(runs_root, ctx.spec, taken=ctx.store.versions())
+    ctx.log(f"run {ctx.run.version} in {ctx.run.dir}"
+            + (f" (emergency rebuild for {ctx.emergency})" if ctx.emergency else ""))
+    return ctx.run
+
+
+def run_pipeline(ctx, runs_root, publish=True):
+    """Every stage for a new candidate of ctx.spec; returns (run, gate record, store entry or None).
+
+    A stage error stops the evidence stages, but the gate still decides (it fails closed on the
+    missing evidence) and the report is still written, so the run directory explains the failure.
+    With ctx.emergency (a CVE id) the candidate's scan must show the CVE gone, or the run fails;
+    emergency.json records the time from start to published (the MTTR figure).
+    """
+    started = dt.datetime.now(dt.timezone.utc)
+    new_run(ctx, runs_root)
+    try:
+        run_stages(ctx, EVIDENCE)
     except GoldenError as exc:
-        log(f"error: {exc}")
-    with run.stage("gate", log) as outcome:
-        record = decide(run)
-        if emergency:
-            record = _emergency_verdict(run, emergency, record)
-        if record["decision"] != "pass":
-            outcome["status"] = "failed"
-            for reason in record["reasons"]:
-                log(f"gate: {reason}")
-    entry = None
+        ctx.log(f"error: {exc}")
+    run_stages(ctx, ("gate",))
+    record = ctx.results["gate"]
     if record["decision"] == "pass" and publish:
         try:
-            with run.stage("sign", log):
-                _, public = supply.sign_stage(run, cache_dir, log)
-            with run.stage("publish", log):
-                entry = store.publish(run, log, public_key=public)
+            run_stages(ctx, RELEASE)
         except GoldenError as exc:
-            log(f"error: {exc}")
-    if emergency:
+            ctx.log(f"error: {exc}")
+    entry = ctx.results.get("entry")
+    if ctx.emergency:
         finished = dt.datetime.now(dt.timezone.utc)
-        write_json_atomic(run.path("emergency.json"), {
-            "cve": emergency, "started_at": started.isoformat(timespec="seconds"),
+        write_json_atomic(ctx.run.path("emergency.json"), {
+            "cve": ctx.emergency, "started_at": started.isoformat(timespec="seconds"),
             "finished_at": finished.isoformat(timespec="seconds"), "published": entry is not None,
             "mttr_seconds": round((finished - started).total_seconds(), 1) if entry else None,
             "gone": record.get("emergency", {}).get("gone")})
-    log(f"report: {report.render(run)}")
-    return run, record, entry
+    ctx.log(f"report: {report.render(ctx.run)}")
+    return ctx.run, record, entry
 
 
 def _emergency_verdict(run, cve, record):
     """The candidate's scan must show the CVE gone: known to the feeds, and not affecting any package."""
-    scan = read_json(run.path("scan.json"), "scan record") if os.path.exists(run.path("scan.json")) else None
-    findings = [f for f in (scan or {}).get("findings", []) if f.get("id") == cve]
+    scan_record = read_json(run.path("scan.json"), "scan record") if os.path.exists(run.path("scan.json")) else None
+    findings = [f for f in (scan_record or {}).get("findings", []) if f.get("id") == cve]
     present = [f for f in findings if f.get("state") != "not-affected"]
-    gone = scan is not None and bool(findings) and not present
+    gone = scan_record is not None and bool(findings) and not present
     record["emergency"] = {"cve": cve, "gone": gone, "findings": findings}
     if not gone:
         record["decision"] = "fail"
-        why = ("the scan did not run" if scan is None else
+        why = ("the scan did not run" if scan_record is None else
                f"the feeds do not know {cve}: its absence cannot be proven" if not findings else
                f"{cve} is still present: " + ", ".join(f"{f['package']} {f['version']} ({f['state']})" for f in present))
         record["reasons"].append(f"emergency: {why}")

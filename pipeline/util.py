@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 
-from .errors import GoldenError
+from pipeline.errors import GoldenError
 
 
 def sha256_file(path, chunk=4 << 20):

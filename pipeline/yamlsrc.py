@@ -7,7 +7,7 @@
 
 import yaml
 
-from .errors import GoldenError
+from pipeline.errors import GoldenError
 
 
 class LineDict(dict):

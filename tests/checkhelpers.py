@@ -3,10 +3,10 @@ loads it, facts in the collector's own output format, and the findings a control
 
 import os
 
-from pipeline.checks.catalogue import CHECKS_DIR
+from pipeline.checks.authoring import ControlFailed
 from pipeline.checks.facts import MARK, Facts
-from pipeline.checks.plugin import ControlFailed
 from pipeline.checks.scenarios import load_module
+from pipeline.paths import CHECKS_DIR
 
 
 def check_module(name):

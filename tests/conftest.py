@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from pipeline.paths import ROOT  # noqa: F401  (the tests' import of it)
 
 
 def golden(*args, dirs, timeout=3600):

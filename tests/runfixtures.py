@@ -4,7 +4,7 @@ import hashlib
 import json
 import os
 
-from pipeline.rundir import Run
+from pipeline.evidence.rundir import Run
 
 PASSING_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="2">
@@ -79,7 +79,7 @@ def _dump(path, data):
 
 def signing_key(directory):
     """A real ECDSA P-256 key pair for tests: (private path, public path)."""
-    from pipeline import attest
+    from pipeline.supply import attest
     path = os.path.join(directory, "test-signing.key")
     if os.path.exists(path):
         return path, path[:-4] + ".pub"
@@ -88,8 +88,8 @@ def signing_key(directory):
 
 def gated_and_signed(run, key_dir):
     """Decide the gate and sign the run, as the pipeline's gate and sign stages do; returns the public key."""
-    from pipeline import attest
-    from pipeline.gate import decide
+    from pipeline.evidence.gate import decide
+    from pipeline.supply import attest
     decide(run)
     key, public = signing_key(key_dir)
     attest.attest(run, key)

@@ -7,10 +7,18 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pipeline.attest import (PROVENANCE_FILE, SLSA_PROVENANCE_V1, TEST_RESULT_FILE, TEST_RESULT_V01, attest,
-                             generate_key, keyid, verify_envelope)
 from pipeline.errors import GoldenError
-from pipeline.gate import decide
+from pipeline.evidence.gate import decide
+from pipeline.supply.attest import (
+    PROVENANCE_FILE,
+    SLSA_PROVENANCE_V1,
+    TEST_RESULT_FILE,
+    TEST_RESULT_V01,
+    attest,
+    generate_key,
+    keyid,
+    verify_envelope,
+)
 from pipeline.util import sha256_file
 
 from .runfixtures import FAILING_JUNIT, make_run

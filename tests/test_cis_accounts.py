@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from pipeline.checks.baseline import Baseline
-from pipeline.checks.catalogue import CHECKS_DIR
 from pipeline.checks.facts import FactError
-from pipeline.hardening import plan_rows
+from pipeline.image.hardening import plan_rows
+from pipeline.paths import CHECKS_DIR
 
 from .checkhelpers import check_module as load
 from .checkhelpers import facts, findings

@@ -7,13 +7,11 @@ import pytest
 import yaml
 
 from pipeline.checks.baseline import Baseline
-from pipeline.hardening import plan_rows
+from pipeline.image.hardening import plan_rows
+from pipeline.paths import CHECKS_DIR
 
 from .checkhelpers import check_module as module
 from .checkhelpers import facts, findings
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 logging_controls = module("test_6_1_logging")
 auditd_controls = module("test_6_2_auditd")
@@ -22,7 +20,7 @@ integrity_controls = module("test_6_3_integrity")
 
 def baseline_values():
     """The baseline's values for the logging controls."""
-    with open(os.path.join(ROOT, "cis_checks", "baseline.yaml"), encoding="utf-8") as fh:
+    with open(os.path.join(CHECKS_DIR, "baseline.yaml"), encoding="utf-8") as fh:
         return yaml.safe_load(fh)["controls"]
 
 
@@ -174,7 +172,7 @@ def test_audit_tools_weakly_or_not_protected_fail():
 
 
 def test_logging_controls_reach_the_plan():
-    baseline = Baseline.load(os.path.join(ROOT, "cis_checks", "baseline.yaml"))
+    baseline = Baseline.load(os.path.join(CHECKS_DIR, "baseline.yaml"))
     level1 = {row[0] for row in plan_rows(baseline, "general-purpose", 1)}
     level2 = {row[0] for row in plan_rows(baseline, "bastion", 2)}
     assert {"6.1.2.4", "6.1.4.1", "6.3.1"} <= level1 and not any(i.startswith("6.2.") for i in level1)

@@ -1,39 +1,13 @@
 """The services sections' Python controls (2.1.21, 2.3.3, 4.3, 5.2) on facts in the collector's own
 format: each shown compliant and violating."""
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-from pipeline.checks.facts import MARK, Facts
-from pipeline.checks.plugin import ControlFailed
+from .checkhelpers import check_module, facts, findings
 
-CHECKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cis_checks")
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"services_{name}", os.path.join(CHECKS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mta, chrony, fw, sudo = (load(n) for n in ("test_2_1_mta", "test_2_3_time", "test_4_firewall", "test_5_2_sudo"))
-
-
-def facts(**sections):
-    return Facts.parse("".join(f"{MARK} {name}\n{text}\n" for name, text in sections.items()))
-
-
-def findings(control, **kwargs):
-    """The findings a control reports ([] when it passes)."""
-    try:
-        control(**kwargs)
-    except ControlFailed as exc:
-        return exc.findings
-    return []
+mta, chrony, fw, sudo = (check_module(n) for n in ("test_2_1_mta", "test_2_3_time", "test_4_firewall", "test_5_2_sudo"))
 
 
 # 2.1.21 -----------------------------------------------------------------------------------------

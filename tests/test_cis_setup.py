@@ -5,11 +5,10 @@ import inspect
 
 import pytest
 
-from pipeline.checks.plugin import ControlFailed
+from pipeline.checks.authoring import ControlFailed
 
 from .checkhelpers import check_module as load
 from .checkhelpers import facts
-
 
 apparmor = load("test_1_3_apparmor.py")
 bootloader = load("test_1_4_bootloader.py")

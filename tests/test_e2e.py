@@ -15,10 +15,10 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from pipeline.boot import booted
 from pipeline.checks.scenarios import acceptance, collect
-from pipeline.sbom import build_sbom, packages_in, validate_sbom
-from pipeline.suite import reboot_check
+from pipeline.evidence.suite import reboot_check
+from pipeline.supply.sbom import build_sbom, packages_in, validate_sbom
+from pipeline.vm.boot import booted
 
 from .conftest import ROOT, golden
 

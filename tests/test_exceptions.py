@@ -12,7 +12,7 @@ import pytest
 from pipeline.checks import exceptions
 from pipeline.checks.baseline import Baseline
 from pipeline.errors import GoldenError
-from pipeline.gate import decide
+from pipeline.evidence.gate import decide
 
 from .conftest import ROOT
 from .runfixtures import PASSING_JUNIT, make_run
@@ -124,7 +124,7 @@ def test_an_exception_covering_no_adopted_control_is_stale(tmp_path):
 # --- waivers through pytest and the gate -------------------------------------------------------------
 
 CONTROLS = '''
-from pipeline.checks.plugin import control
+from pipeline.checks.authoring import control
 
 @control("5.1.20", violate="true")
 def test_root_login(): assert False, "sshd permitrootlogin is yes"

@@ -4,9 +4,9 @@ import os
 import pytest
 
 from pipeline.errors import GoldenError
-from pipeline.gate import decide, require_pass
+from pipeline.evidence.gate import decide, require_pass
 
-from .runfixtures import COLLECTION_ERROR_JUNIT, EMPTY_JUNIT, FAILING_JUNIT, PASSING_JUNIT, make_run
+from .runfixtures import COLLECTION_ERROR_JUNIT, EMPTY_JUNIT, FAILING_JUNIT, make_run
 
 
 def test_passing_run_passes_and_binds_the_digest(tmp_path):

@@ -7,7 +7,13 @@ import pytest
 
 from pipeline.checks.baseline import Baseline
 from pipeline.errors import GoldenError
-from pipeline.hardening import SCRIPT, plan_rows, resolve_script, script_version, write_plan
+from pipeline.image.hardening import (
+    SCRIPT,
+    plan_rows,
+    resolve_script,
+    script_version,
+    write_plan,
+)
 
 
 def test_plan_rows_carry_targets_not_operators():

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
+from pipeline.checks.impact import impact, markdown
 from pipeline.cli import main
 from pipeline.errors import GoldenError
-from pipeline.impact import impact, markdown
 
 from .conftest import ROOT
 

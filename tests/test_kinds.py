@@ -218,6 +218,7 @@ def test_kernel_module_with_dependencies_disabled():
 
 def test_a_failed_fact_command_is_an_error_not_a_finding():
     import pytest
+
     from pipeline.checks.facts import FactError
     f = facts(unit_files="", units="")
     with pytest.raises(FactError, match="unit_files.*came back empty"):

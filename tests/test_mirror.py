@@ -1,4 +1,4 @@
-from pipeline import mirror
+from pipeline.image import mirror
 
 
 def test_reads_deb822_and_one_line_sources(tmp_path):

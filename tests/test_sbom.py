@@ -5,7 +5,7 @@ import os
 import pytest
 
 from pipeline.errors import GoldenError
-from pipeline.sbom import build_sbom, packages_in, sbom_from_root, validate_sbom
+from pipeline.supply.sbom import packages_in, sbom_from_root, validate_sbom
 
 from .imagefixtures import make_root
 

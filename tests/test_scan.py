@@ -11,11 +11,18 @@ import pytest
 from debian.debian_support import Version
 
 from pipeline.errors import GoldenError
-from pipeline.feeds import load_feeds
-from pipeline.rundir import Run
-from pipeline.sbom import sbom_from_root, validate_sbom
-from pipeline.scan import affected_images, load_policy, osv_finding, rows, scan, write_scan
-from pipeline.store import Store
+from pipeline.evidence.rundir import Run
+from pipeline.store.store import Store
+from pipeline.supply.feeds import load_feeds
+from pipeline.supply.sbom import sbom_from_root, validate_sbom
+from pipeline.supply.scan import (
+    affected_images,
+    load_policy,
+    osv_finding,
+    rows,
+    scan,
+    write_scan,
+)
 
 from .imagefixtures import FEEDS, make_root
 
@@ -346,7 +353,7 @@ def _changelog(root, package, entries):
 
 
 def test_changelog_snapshot_fixes_each_cve_at_the_lowest_version_that_carries_it(tmp_path):
-    from pipeline.feeds import tracker_from_changelogs
+    from pipeline.supply.feeds import tracker_from_changelogs
     _changelog(tmp_path, "less", [("590-2.1~deb12u2", "Rebuild."), ("590-2.1~deb12u1", "Stable rebuild of 590-2.1."),
                                   ("590-2.1", "Fix CVE-2024-32487."), ("590-1.2", "Fix CVE-2022-46663."),
                                   ("590-1", "New upstream.")])
@@ -354,7 +361,7 @@ def test_changelog_snapshot_fixes_each_cve_at_the_lowest_version_that_carries_it
     fixed = {cve: e["releases"]["bookworm"]["fixed_version"] for cve, e in feed["less"].items()}
     # The stable rebuild carries the sid fix but sorts before it: the fix is at the rebuild.
     assert fixed == {"CVE-2024-32487": "590-2.1~deb12u1", "CVE-2022-46663": "590-1.2"}
-    from pipeline.scan import tracker_finding
+    from pipeline.supply.scan import tracker_finding
     entry = feed["less"]["CVE-2024-32487"]
     assert tracker_finding(entry, "bookworm", Version("590-2.1~deb12u2"))[0] == "not-affected"
     assert tracker_finding(entry, "bookworm", Version("590-1.2"))[0] == "fixed-available"

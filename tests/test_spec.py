@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.errors import GoldenError
-from pipeline.spec import ImageSpec
+from pipeline.image.spec import ImageSpec
 
 GOOD = """\
 name: web

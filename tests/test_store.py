@@ -8,8 +8,8 @@ import time
 import pytest
 
 from pipeline.errors import GoldenError
-from pipeline.gate import decide
-from pipeline.store import Store
+from pipeline.evidence.gate import decide
+from pipeline.store.store import Store
 
 from .runfixtures import FAILING_JUNIT, gated_and_signed, make_run, signing_key
 
@@ -108,7 +108,7 @@ def test_a_publish_killed_mid_copy_leaves_the_index_intact(tmp_path):
     index_before = open(store.index_path).read()
     big = make_run(tmp_path / "runs", version="golden-linux-2026.11.26+2", payload=os.urandom(1 << 20) * 400)
     gated_and_signed(big, tmp_path)
-    code = ("import sys; from pipeline.store import Store; from pipeline.rundir import Run;"
+    code = ("import sys; from pipeline.store.store import Store; from pipeline.evidence.rundir import Run;"
             f"Store({str(store_dir)!r}).publish(Run({big.dir!r}), log=lambda m: None)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(__file__)))
     staging = store_dir / ".staging"

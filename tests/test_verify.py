@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from pipeline import attest
 from pipeline.cli import main
-from pipeline.store import Store
-from pipeline.verify import explain, explain_text, verify
+from pipeline.store.store import Store
+from pipeline.supply import attest
+from pipeline.supply.verify import explain, explain_text, verify
 
 from .runfixtures import gated_and_signed, make_run
 

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from pipeline.errors import GoldenError
-from pipeline.version import Version, next_build
+from pipeline.store.version import Version, next_build
 
 
 def test_round_trip():

@@ -12,9 +12,10 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from .. import yamlsrc
-from .catalogue import CHECKS_DIR, Catalogue
-from .kinds import KINDS
+from pipeline import yamlsrc
+from pipeline.checks.catalogue import Catalogue
+from pipeline.checks.kinds import KINDS
+from pipeline.paths import CHECKS_DIR
 
 DEFAULT_PATH = os.path.join(CHECKS_DIR, "baseline.yaml")
 META_KEYS = {"level", "roles", "adopted", "why"}

@@ -10,10 +10,9 @@ import functools
 import os
 from dataclasses import dataclass
 
-from .. import yamlsrc
+from pipeline import yamlsrc
+from pipeline.paths import CHECKS_DIR
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CHECKS_DIR = os.path.join(ROOT, "cis_checks")
 DEFAULT_PATH = os.path.join(CHECKS_DIR, "catalogue.yaml")
 
 

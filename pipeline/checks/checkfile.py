@@ -13,8 +13,8 @@ import os
 import re
 from dataclasses import dataclass
 
-from .. import yamlsrc
-from .kinds import EVALUATED
+from pipeline import yamlsrc
+from pipeline.checks.kinds import EVALUATED
 
 CHECK_FILE_RE = re.compile(r"^\d[\w.-]*\.ya?ml$")
 

@@ -11,9 +11,10 @@ above level (the role's level does not include it).
 import collections
 import os
 
-from . import scenarios
-from .baseline import Baseline
-from .catalogue import ROOT, Catalogue
+from pipeline.checks import scenarios
+from pipeline.checks.baseline import Baseline
+from pipeline.checks.catalogue import Catalogue
+from pipeline.paths import ROOT
 
 
 def coverage(role, level=None, baseline=None):

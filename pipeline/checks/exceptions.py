@@ -24,9 +24,9 @@ import glob
 import os
 from dataclasses import dataclass
 
-from .. import yamlsrc
-from ..errors import GoldenError
-from .catalogue import CHECKS_DIR
+from pipeline import yamlsrc
+from pipeline.errors import GoldenError
+from pipeline.paths import CHECKS_DIR
 
 DEFAULT_DIR = os.path.join(CHECKS_DIR, "exceptions")
 MODES = ("run", "skip")
@@ -71,6 +71,11 @@ class Exception_:
 
 def utc_today():
     return dt.datetime.now(dt.timezone.utc).date()
+
+
+def as_of_day(text, what="--as-of"):
+    """The day a command judges expiry on: `text` (YYYY-MM-DD) if given, else today (UTC)."""
+    return parse_date(text, what) if text else utc_today()
 
 
 def parse_date(text, what="date"):

@@ -12,8 +12,8 @@ of it, and `Facts` parses the sections lazily.
 
 import functools
 import inspect
-import os
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass

@@ -13,8 +13,8 @@ written once, in cis_checks/baseline.yaml.
 
 import re
 
-from . import expect
-from .facts import CONFIG_SOURCES, GLOB_SAFE
+from pipeline.checks import expect
+from pipeline.checks.facts import CONFIG_SOURCES, GLOB_SAFE
 
 
 def _mapping_of_expectations(value, what):

@@ -15,13 +15,13 @@ import os
 import shlex
 from dataclasses import dataclass
 
-from . import checkfile
-from .baseline import Baseline
-from .catalogue import CHECKS_DIR, Catalogue
-from .facts import BUS_TIMEOUT
+from pipeline.checks import checkfile
+from pipeline.checks.baseline import Baseline
+from pipeline.checks.catalogue import Catalogue
+from pipeline.checks.facts import BUS_TIMEOUT
+from pipeline.paths import ACCEPTANCE_DIR, CHECKS_DIR
 
 PRELUDE = os.path.join(CHECKS_DIR, "scenarios.sh")
-ACCEPTANCE_DIR = os.path.join(os.path.dirname(CHECKS_DIR), "acceptance")
 APPLY_MARK = "@@golden-scenario@@"
 
 

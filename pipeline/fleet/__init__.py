@@ -1,0 +1,2 @@
+"""Fleets of hosts running published images: local QEMU hosts, inventories of SSH hosts, and what
+each host says it runs."""

@@ -1,0 +1,115 @@
+"""`golden verify` and `golden explain`: the audit question for one published image.
+
+    findings = verify(store, "golden-linux-2026.11.26+4")   # [(check, ok, detail)], any not ok = tampered
+    story = explain(store, "path/to/image.qcow2")            # which image, which hash, built from what,
+                                                             # with which tests, scanned how, signed by whom
+
+A target is a published version, or an image file, found in the store by its sha256.
+"""
+
+import os
+
+from pipeline.errors import GoldenError
+from pipeline.supply import attest
+from pipeline.util import read_json, sha256_file
+
+
+def resolve(store, target):
+    """(version, store entry, directory of its records, image path) for a version or an image file."""
+    if os.path.isfile(target):
+        digest = sha256_file(target)
+        for version in store.versions():
+            if store.entry(version)["sha256"] == digest:
+                entry = store.entry(version)
+                return version, entry, os.path.join(store.root, "images", version), os.path.abspath(target)
+        raise GoldenError(f"no published image has this sha256 ({digest})", file=target)
+    entry = store.entry(target)
+    return target, entry, os.path.join(store.root, "images", target), os.path.join(store.root, entry["file"])
+
+
+def verify(store, target):
+    version, entry, directory, image = resolve(store, target)
+    out = []
+
+    def check(name, fn):
+        try:
+            out.append((name, True, fn()))
+        except GoldenError as exc:
+            out.append((name, False, str(exc)))
+        except (OSError, ValueError, KeyError) as exc:
+            out.append((name, False, f"{type(exc).__name__}: {exc}"))
+
+    digest = sha256_file(image) if os.path.exists(image) else None
+
+    def image_digest():
+        if digest != entry["sha256"]:
+            raise GoldenError(f"sha256 is {digest}, the store index says {entry['sha256']}", file=image)
+        return digest
+
+    def gate():
+        record = read_json(os.path.join(directory, "gate.json"), "gate record")
+        if record.get("decision") != "pass":
+            raise GoldenError("the gate record does not say pass", file=os.path.join(directory, "gate.json"))
+        if record["artifact"]["sha256"] != entry["sha256"]:
+            raise GoldenError("the gate record is for another sha256", file=os.path.join(directory, "gate.json"))
+        return f"pass ({record['counts'].get('passed')} passed, {record['counts'].get('waived', 0)} waived)"
+
+    def signatures():
+        statements = store.verify_signatures(directory, os.path.basename(image), entry["sha256"])
+        return "; ".join(f"{name} by {s['_keyid']}" for name, s in statements.items())
+
+    def scanned():
+        record = read_json(os.path.join(directory, "scan.json"), "scan record")
+        if record.get("decision") != "pass":
+            raise GoldenError("the scan record does not say pass", file=os.path.join(directory, "scan.json"))
+        return "pass"
+
+    check("image digest", image_digest)
+    check("signatures", signatures)
+    check("gate", gate)
+    check("scan", scanned)
+    return version, out
+
+
+def explain(store, target):
+    version, entry, directory, image = resolve(store, target)
+    rec = lambda name: read_json(os.path.join(directory, name), name) if os.path.exists(  # noqa: E731
+        os.path.join(directory, name)) else {}
+    run, artifact, gate, scan = rec("run.json"), rec("artifact.json"), rec("gate.json"), rec("scan.json")
+    return {
+        "image": run.get("image"), "version": version, "sha256": entry["sha256"], "size": entry.get("size"),
+        "published_at": entry.get("published_at"), "file": os.path.join(store.root, entry["file"]),
+        "built_from": {"commit": run.get("commit"), "spec": run.get("spec"), "role": run.get("role"),
+                       "level": run.get("level"), "base": artifact.get("base") or run.get("base"),
+                       "hardening_version": artifact.get("hardening_version"), "packer": artifact.get("packer")},
+        "tests": {"counts": gate.get("counts"), "junit": gate.get("junit"), "decided_at": gate.get("decided_at"),
+                  "waived": [{"cis_id": w["cis_id"], "exception": w["waiver"]["id"], "owner": w["waiver"]["owner"],
+                              "expires": w["waiver"]["expires"]} for w in gate.get("waived", [])]},
+        "scan": {"decision": scan.get("decision"), "counts": scan.get("counts"), "feeds": scan.get("feeds")},
+        "signed_by": entry.get("signed_by"),
+        "attestations": [os.path.join(directory, name) for name in (attest.PROVENANCE_FILE, attest.TEST_RESULT_FILE)],
+    }
+
+
+def explain_text(story):
+    b, t, s = story["built_from"], story["tests"], story["scan"]
+    counts = t["counts"] or {}
+    lines = [
+        f"{story['version']}  ({story['image']}, role {b['role']}, CIS level {b['level']})",
+        f"  image      {story['file']}",
+        f"  sha256     {story['sha256']}  ({(story['size'] or 0) / 2 ** 20:.0f} MiB, published {story['published_at']})",
+        f"  built from commit {b['commit']}, spec {b['spec']}",
+        f"             base {((b['base'] or {}).get('sha256') or '?')[:16]}... ({(b['base'] or {}).get('origin')}), "
+        f"hardening {b['hardening_version']}, {b['packer']}",
+        f"  tests      {counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, {counts.get('waived', 0)} waived, "
+        f"{counts.get('skipped', 0)} skipped (gate {t['decided_at']})",
+    ]
+    for w in t["waived"]:
+        lines.append(f"             waived CIS {w['cis_id']} by {w['exception']} (owner {w['owner']}, expires {w['expires']})")
+    lines.append(f"  scan       {s['decision']}: " + ", ".join(
+        f"{n} {k}" for k, n in ((s.get("counts") or {}).get("states") or {}).items() if n))
+    for feed in s.get("feeds") or []:
+        lines.append(f"             feed {feed.get('kind')} {feed.get('location')} sha256 {str(feed.get('sha256'))[:16]}... "
+                     f"fetched {feed.get('fetched_at')}")
+    lines.append(f"  signed by  {story['signed_by']}")
+    return "\n".join(lines)
