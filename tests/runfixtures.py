@@ -3,17 +3,51 @@
 import hashlib
 import json
 import os
+import re
 
+from pipeline.checks.coverage import coverage
+from pipeline.evidence.junit import junit_name
 from pipeline.evidence.rundir import Run
 
-PASSING_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
-<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="2">
-<testcase classname="cis_checks.5.1-ssh-server.yaml" name="5.1.20" time="0.01">
+ATTEMPT = "7d0c2a52-6f0e-4c57-9a59-0f6b1e0c5a10"
+ROLE, LEVEL = "general-purpose", 1
+SSH_CASE = """<testcase classname="cis_checks.5.1-ssh-server.yaml" name="5.1.20" time="0.01">
   <properties><property name="cis_id" value="5.1.20"/><property name="title" value="Ensure sshd PermitRootLogin is disabled"/><property name="level" value="1"/></properties>
-</testcase>
-<testcase classname="acceptance.test_boot" name="test_reached_multi_user" time="0.2"/>
-</testsuite></testsuites>
-"""
+</testcase>"""
+
+
+def _checked_nodeids():
+    """A node id per checked control of the fixture's role and level, as the suite collects them."""
+    ids = []
+    for row in coverage(ROLE, LEVEL):
+        if row["status"] == "checked":
+            ids.append(f"{row['check'].split(':')[0]}::{row['id']}")
+    return ids
+
+
+SUITE_TESTS = [*_checked_nodeids(), "acceptance/test_boot.py::test_reached_multi_user"]
+HYGIENE_TESTS = ["acceptance/test_hygiene.py::test_no_ssh_host_keys"]
+PASSING_CASES = len(SUITE_TESTS) + len(HYGIENE_TESTS) + 1      # and the reboot case
+
+
+def junit_document(nodeids, suite="pytest"):
+    """A passing JUnit of these node ids, as pytest writes it (xunit1)."""
+    cases = []
+    for nodeid in nodeids:
+        classname, name = junit_name(nodeid)
+        if name == "5.1.20":
+            cases.append(SSH_CASE)
+        elif classname.startswith("cis_checks."):
+            cases.append(f'<testcase classname="{classname}" name="{name}" time="0.01"><properties>'
+                         f'<property name="cis_id" value="{name}"/></properties></testcase>')
+        else:
+            cases.append(f'<testcase classname="{classname}" name="{name}" time="0.2"/>')
+    return ('<?xml version="1.0" encoding="utf-8"?>\n'
+            f'<testsuites><testsuite name="{suite}" errors="0" failures="0" skipped="0" tests="{len(cases)}">\n'
+            + "\n".join(cases) + "\n</testsuite></testsuites>\n")
+
+
+PASSING_JUNIT = junit_document(SUITE_TESTS)
 
 FAILING_JUNIT = PASSING_JUNIT.replace('failures="0"', 'failures="1"').replace(
     '<property name="level" value="1"/></properties>',
@@ -31,11 +65,7 @@ REBOOT_JUNIT = """<?xml version="1.0" ?>
 </testsuite></testsuites>
 """
 
-HYGIENE_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
-<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="1">
-<testcase classname="acceptance.test_hygiene" name="test_no_ssh_host_keys" time="0.01"/>
-</testsuite></testsuites>
-"""
+HYGIENE_JUNIT = junit_document(HYGIENE_TESTS)
 
 EMPTY_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="0" failures="0" skipped="0" tests="0"></testsuite></testsuites>
@@ -43,7 +73,8 @@ EMPTY_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 
 
 def make_run(root, version="golden-linux-2026.11.26+1", junit=PASSING_JUNIT, boot=True, test_exit=0,
-             payload=b"qcow2 bytes of a candidate\n" * 1000, scan="pass"):
+             payload=b"qcow2 bytes of a candidate\n" * 1000, scan="pass", attempt=ATTEMPT):
+    """A run directory whose current attempt (`attempt`) wrote every record, each carrying its id."""
     run_dir = os.path.join(root, version)
     os.makedirs(os.path.join(run_dir, "boot"), exist_ok=True)
     run = Run(run_dir)
@@ -51,25 +82,33 @@ def make_run(root, version="golden-linux-2026.11.26+1", junit=PASSING_JUNIT, boo
         fh.write(payload)
     digest = hashlib.sha256(payload).hexdigest()
     _dump(run.path("artifact.json"), {"path": run.artifact, "sha256": digest})
-    _dump(run.path("run.json"), {"version": version, "image": "linux", "role": "general-purpose", "level": 1,
-                                 "commit": "test"})
+    _dump(run.path("run.json"), {"version": version, "image": "linux", "role": ROLE, "level": LEVEL,
+                                 "commit": "test", "attempt": {"id": attempt}})
     if boot:
-        _dump(run.path("boot", "boot.json"), {"seconds_to_ssh": 30.0, "sha256_before": digest,
+        _dump(run.path("boot", "boot.json"), {"attempt": attempt, "seconds_to_ssh": 30.0, "sha256_before": digest,
                                               "sha256_after": digest})
     if test_exit is not None:
-        _dump(run.path("test.json"), {"exit_code": test_exit})
-        _dump(run.path("hygiene.json"), {"exit_code": 0})
+        _dump(run.path("test.json"), {"attempt": attempt, "exit_code": test_exit})
+        _dump(run.path("hygiene.json"), {"attempt": attempt, "exit_code": 0})
+        _dump(run.path("reboot.json"), {"attempt": attempt, "seconds_to_ssh": 40.0, "system_state": "running"})
+        _dump(run.path("expected-tests.json"), {"attempt": attempt, "tests": SUITE_TESTS})
+        _dump(run.path("expected-hygiene.json"), {"attempt": attempt, "tests": HYGIENE_TESTS})
         for name, text in (("junit-reboot.xml", REBOOT_JUNIT), ("junit-hygiene.xml", HYGIENE_JUNIT)):
-            with open(run.path(name), "w", encoding="utf-8") as fh:
-                fh.write(text)
+            write_junit(run.path(name), text, attempt)
     if junit is not None:
-        with open(run.path("junit.xml"), "w", encoding="utf-8") as fh:
-            fh.write(junit)
+        write_junit(run.path("junit.xml"), junit, attempt)
     if scan is not None:
         _dump(run.path("scan.json"), {"decision": scan, "reasons": [] if scan == "pass" else
                                       ["CVE-2026-0001 in openssl 3.0.15-1~deb12u1: fixable at high"],
                                       "counts": {}})
     return run
+
+
+def write_junit(path, text, attempt=ATTEMPT):
+    """A JUnit file whose suites carry the attempt id, as the driver's sessions write it."""
+    prop = f'<properties><property name="attempt_id" value="{attempt}"/></properties>'
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(re.sub(r"(<testsuite\b[^>]*[^/]>)", lambda m: m.group(1) + prop, text))
 
 
 def _dump(path, data):

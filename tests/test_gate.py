@@ -6,14 +6,23 @@ import pytest
 from pipeline.errors import GoldenError
 from pipeline.evidence.gate import decide, require_pass
 
-from .runfixtures import COLLECTION_ERROR_JUNIT, EMPTY_JUNIT, FAILING_JUNIT, make_run
+from .runfixtures import (
+    ATTEMPT,
+    COLLECTION_ERROR_JUNIT,
+    EMPTY_JUNIT,
+    FAILING_JUNIT,
+    PASSING_CASES,
+    make_run,
+)
 
 
 def test_passing_run_passes_and_binds_the_digest(tmp_path):
     run = make_run(tmp_path)
     record = decide(run)
     assert record["decision"] == "pass", record["reasons"]
-    assert record["counts"] == {"passed": 4, "failed": 0, "error": 0, "skipped": 0, "waived": 0, "total": 4}
+    assert record["counts"] == {"passed": PASSING_CASES, "failed": 0, "error": 0, "skipped": 0, "waived": 0,
+                                "not_applicable": 0, "total": PASSING_CASES}
+    assert record["attempt"] == ATTEMPT
     assert [j["path"] for j in record["junit"]] == ["junit-hygiene.xml", "junit.xml", "junit-reboot.xml"]
     on_disk = json.loads(open(run.path("gate.json")).read())
     assert on_disk["artifact"]["sha256"] == json.loads(open(run.path("artifact.json")).read())["sha256"]
@@ -32,7 +41,7 @@ def test_failed_check_fails_with_its_cis_id(tmp_path):
     ("<testsuites><testsuite", "malformed JUnit XML"),
     ("", "malformed JUnit XML"),
     ("<html/>", "root element is <html>"),
-    (EMPTY_JUNIT, "zero tests ran against the candidate"),
+    (EMPTY_JUNIT, "zero tests ran: junit.xml"),
     (COLLECTION_ERROR_JUNIT, "errored"),
 ])
 def test_fails_closed_on_bad_junit(tmp_path, junit, reason):

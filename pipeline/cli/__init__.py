@@ -12,10 +12,10 @@ import signal
 import sys
 
 from pipeline import __version__
-from pipeline.cli import candidate, checks, common, store, supply
+from pipeline.cli import candidate, checks, common, release, store, supply
 from pipeline.errors import GoldenError
 
-GROUPS = (candidate, supply, store, checks)
+GROUPS = (candidate, supply, store, release, checks)
 
 
 def build_parser():
@@ -28,20 +28,27 @@ def build_parser():
     return p
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)      # unwinds context managers: VMs stop, staging is removed
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)    # unwinds context managers: VMs stop, staging is removed
+
+
+def stop_on_signals():
+    """SIGINT and SIGTERM both interrupt (exit 130, stages recorded as interrupted). SIGINT is set
+    explicitly: a shell starts background jobs of a script with it ignored, and that is inherited."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_signals()
     try:
         return args.func(args) or 0
     except GoldenError as exc:
         print(f"golden: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("golden: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"golden: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return 130
     except BrokenPipeError:      # output piped into head and the like
         sys.stderr.close()

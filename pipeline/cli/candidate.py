@@ -1,8 +1,10 @@
 """Commands of one candidate's run: run, base, build, boot, test, gate, publish, report."""
 
+import contextlib
 import datetime as dt
 import json
 import os
+import tempfile
 import time
 
 from pipeline import stages
@@ -29,7 +31,7 @@ def cmd_run(args):
 def cmd_base(args):
     from pipeline.image.base import ensure_base
     spec = load_spec(args.spec)
-    base = ensure_base(spec.base, args.cache, Progress("base"), rebuild=args.rebuild)
+    base = ensure_base(spec.base, args.cache, Progress("base"), rebuild=args.rebuild, store=Store(args.store))
     print(json.dumps({"path": base.path, "sha256": base.sha256, "origin": base.origin}, indent=2))
 
 
@@ -43,6 +45,8 @@ def cmd_build(args):
 
 
 def cmd_boot(args):
+    """Boot until Ctrl-C (exit 130) or the guest powers off (exit 0). Keys and console go to --workdir,
+    a run's boot-interactive/, or a temporary directory removed when the VM stops."""
     from pipeline.evidence.rundir import Run
     from pipeline.vm.boot import booted
     image = args.image
@@ -50,17 +54,15 @@ def cmd_boot(args):
     if not os.path.isfile(image):
         run = Run.open(image, args.runs_dir)
         image, workdir = run.artifact, workdir or run.path("boot-interactive")
-    workdir = workdir or os.path.abspath(f"golden-boot-{int(time.time())}")
     log = Progress("boot")
-    with booted(image, workdir, cache_dir=args.cache, log=log) as cand:
+    with contextlib.ExitStack() as stack:
+        workdir = workdir or stack.enter_context(tempfile.TemporaryDirectory(prefix="golden-boot-"))
+        cand = stack.enter_context(booted(image, workdir, cache_dir=args.cache, log=log))
         print(f"candidate up: ssh -F {cand.ssh_config} golden-candidate\n"
               f"test it:      pytest cis_checks acceptance --hosts='{cand.hostspec}' --sudo\n"
               "Ctrl-C stops the VM (the overlay is discarded).", flush=True)
-        try:
-            while cand.vm.proc.poll() is None:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            log("stopping")
+        while cand.vm.alive:
+            time.sleep(1)
     return 0
 
 
@@ -91,7 +93,7 @@ def cmd_gate(args):
 def cmd_publish(args):
     from pipeline.supply.attest import signing_key
     run = open_run(args)
-    _, public = signing_key(args.cache)
+    _, public = signing_key(args.cache, create=False)    # publishing trusts a key, it never makes one
     entry = Store(args.store).publish(run, Progress("publish"), public_key=public)
     print(json.dumps(entry, indent=2))
 
@@ -112,7 +114,8 @@ def register(sub, p):
     add(sub, "build", cmd_build, "new run: build the candidate with Packer", [p.common, p.spec, p.exceptions])
     sp = add(sub, "boot", cmd_boot, "boot an image or a run's candidate (ephemeral overlay) until Ctrl-C", [p.common])
     sp.add_argument("image", help="a qcow2 file, or a run (directory or version)")
-    sp.add_argument("--workdir", help="where keys and console log go")
+    sp.add_argument("--workdir", help="where keys and console log go (default: a temporary directory, "
+                                       "removed when the VM stops)")
     sp = add(sub, "test", cmd_test, "inspect, boot, test and reboot a run's candidate (JUnit into the run)",
              [p.common, p.spec, p.run, p.workers, p.exceptions])
     sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")

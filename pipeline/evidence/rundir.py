@@ -40,6 +40,11 @@ class Run:
         return self.path(f"{self.version}.qcow2")
 
     @property
+    def attempt(self):
+        """The id of the current test attempt (pipeline.evidence.attempt), None before the first."""
+        return (self.meta.get("attempt") or {}).get("id")
+
+    @property
     def meta(self):
         try:
             with open(self.path("run.json"), encoding="utf-8") as fh:

@@ -8,6 +8,7 @@ comes back; every result is a JUnit file in the run directory:
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,13 +19,20 @@ from pipeline.checks import exceptions
 from pipeline.checks.baseline import Baseline
 from pipeline.checks.facts import SYSTEMCTL
 from pipeline.errors import GoldenError
+from pipeline.evidence.attempt import EXPECTED
 from pipeline.image.spec import known_images
 from pipeline.paths import ROOT
 from pipeline.util import write_json_atomic
+from pipeline.vm.qemu import die_with_parent
 
 EXIT_MEANINGS = {0: "all tests passed", 1: "some tests failed", 2: "interrupted", 3: "internal error",
                  4: "usage error", 5: "no tests were collected"}
 SUITES = ("cis_checks", "acceptance")
+PLUGIN = "pipeline.evidence.pytest_plugin"
+# A session's JUnit file and log in the run directory; its record is <name>.json.
+SESSIONS = {"hygiene": ("junit-hygiene.xml", "pytest-hygiene.log"), "test": ("junit.xml", "pytest.log")}
+# The one case of junit-reboot.xml, as (classname, name).
+REBOOT_CASE = ("acceptance.reboot", "test_reachable_and_running_after_reboot")
 # Longest one test may take against the candidate (pytest-timeout): a remote command that hangs
 # fails its test, and the gate with it, instead of hanging the pipeline.
 TEST_TIMEOUT = 300
@@ -43,37 +51,37 @@ def snapshot_exceptions(run, spec, paths=None):
     as_of = exceptions.utc_today()
     _, relevant = load_exceptions(spec, paths, as_of)
     write_json_atomic(run.path("exceptions.json"), {
-        "role": spec.role, "image": spec.name, "checked_on": as_of.isoformat(),
+        "attempt": run.attempt, "role": spec.role, "image": spec.name, "checked_on": as_of.isoformat(),
         "exceptions": [e.record() for e in relevant]})
 
 
 def pytest_command(run, hostspec, spec, workers=2, extra_args=(), exception_paths=None):
     paths = ",".join(exception_paths or [exceptions.DEFAULT_DIR])
-    return [sys.executable, "-m", "pytest", *SUITES, f"--hosts={hostspec}", "--sudo", "-m", "not hygiene",
+    return [*SUITES, f"--hosts={hostspec}", "--sudo", "-m", "not hygiene",
             f"--role={spec.role}", f"--level={spec.level}", f"--image-name={spec.name}", f"--spec={spec.path}",
-            f"--exceptions={paths}", "-n", str(workers), f"--timeout={TEST_TIMEOUT}",
-            f"--junitxml={run.path('junit.xml')}", "-o", "junit_family=xunit1", "-p", "no:cacheprovider",
-            "-q", "-rfE", "--tb=short", "--color=no", *extra_args]
+            f"--exceptions={paths}", "-n", str(workers), f"--timeout={TEST_TIMEOUT}", "-rfE", "--tb=short",
+            *extra_args]
 
 
 def hygiene(run, spec, log):
     """The hygiene tests against the artifact file itself, read-only, before any boot."""
-    cmd = [sys.executable, "-m", "pytest", "acceptance", "-m", "hygiene", f"--artifact={run.artifact}",
-           f"--spec={spec.path}", f"--junitxml={run.path('junit-hygiene.xml')}", "-o", "junit_family=xunit1",
-           "-p", "no:cacheprovider", "-q", "-rfE", "--tb=short", "--color=no"]
-    return _pytest(run, cmd, "hygiene", log)
+    args = ["acceptance", "-m", "hygiene", f"--artifact={run.artifact}", f"--spec={spec.path}", "-rfE", "--tb=short"]
+    return run_pytest(run, args, "hygiene", log)
 
 
-def run_suite(run, hostspec, spec, log, workers=2, extra_args=(), exception_paths=None):
+def run_suite(run, hostspec, spec, log, workers=2, extra_args=(), exception_paths=None, alive=None):
+    """The suites against the booted candidate. `alive()` says whether the candidate's VM still runs:
+    a VM that died under the suite makes the session interrupted, whatever pytest's exit code."""
     snapshot_exceptions(run, spec, exception_paths)
-    cmd = pytest_command(run, hostspec, spec, workers, extra_args, exception_paths)
+    args = pytest_command(run, hostspec, spec, workers, extra_args, exception_paths)
     log(f"pytest {' '.join(SUITES)} against the candidate ({workers} workers)")
-    return _pytest(run, cmd, "test", log)
+    return run_pytest(run, args, "test", log, alive=alive)
 
 
 def reboot_check(run, cand, log, timeout=300):
     """Reboot the candidate; a JUnit case says whether it came back reachable and fully up."""
-    case = TestCase("test_reachable_and_running_after_reboot", classname="acceptance.reboot")
+    classname, name = REBOOT_CASE
+    case = TestCase(name, classname=classname)
     t0 = time.monotonic()
     try:
         record = cand.reboot(log, timeout=timeout)
@@ -85,22 +93,69 @@ def reboot_check(run, cand, log, timeout=300):
         case.add_failure_info("the candidate did not come back after a reboot", str(exc))
     case.elapsed_sec = round(time.monotonic() - t0, 1)
     with open(run.path("junit-reboot.xml"), "w", encoding="utf-8") as fh:
-        fh.write(to_xml_report_string([TestSuite("reboot", [case])]))
-    write_json_atomic(run.path("reboot.json"), record)
+        fh.write(to_xml_report_string([TestSuite("reboot", [case], properties={"attempt_id": run.attempt})]))
+    write_json_atomic(run.path("reboot.json"), record | {"attempt": run.attempt})
     return not case.is_failure()
 
 
-def _pytest(run, cmd, name, log):
+def run_pytest(run, args, name, log, alive=None):
+    """pytest with `args` in its own session, its JUnit, log, collected ids and record in the run
+    directory, all carrying the run's attempt id. pytest and its xdist workers die with the driver:
+    a death signal if the driver is killed, their process group killed on any other way out.
+
+        record = run_pytest(run, ["acceptance", "-m", "hygiene"], "hygiene", print)   # hygiene.json
+    """
+    junit, log_name = SESSIONS[name]
+    cmd = [sys.executable, "-m", "pytest", "-p", PLUGIN, f"--attempt-id={run.attempt}",
+           f"--expected-tests={run.path(EXPECTED[junit])}", f"--junitxml={run.path(junit)}", "-o",
+           "junit_family=xunit1", "-p", "no:cacheprovider", "-q", "--color=no", *args]
     t0 = time.monotonic()
-    with open(run.path(f"pytest-{name}.log" if name != "test" else "pytest.log"), "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
-        for line in proc.stdout:
-            out.write(line)
-            if line.startswith(("FAILED", "ERROR")) or " passed" in line or " failed" in line:
-                log(line.rstrip())
-        code = proc.wait()
-    record = {"exit_code": code, "exit_meaning": EXIT_MEANINGS.get(code, "unknown"),
-              "seconds": round(time.monotonic() - t0, 1), "command": cmd}
-    write_json_atomic(run.path(f"{name}.json"), record)
+    record = {"attempt": run.attempt, "command": cmd}
+    proc = None
+    try:
+        with open(run.path(log_name), "w", encoding="utf-8") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"), start_new_session=True,
+                                    preexec_fn=die_with_parent(signal.SIGKILL))
+            for line in proc.stdout:
+                out.write(line)
+                if line.startswith(("FAILED", "ERROR")) or " passed" in line or " failed" in line:
+                    log(line.rstrip())
+            code = proc.wait()
+        record |= {"exit_code": code, "exit_meaning": _meaning(code)}
+        if alive is not None and not alive():
+            record |= {"status": "interrupted", "cause": "the candidate's QEMU exited during the session"}
+        else:
+            record["status"] = "finished" if code >= 0 else "killed"
+    except BaseException as exc:      # the driver is stopping (a signal, an error): so is pytest
+        record |= {"exit_code": None, "exit_meaning": "interrupted", "status": "interrupted",
+                   "cause": str(exc) or type(exc).__name__}
+        raise
+    finally:
+        _stop_group(proc)
+        record["seconds"] = round(time.monotonic() - t0, 1)
+        write_json_atomic(run.path(f"{name}.json"), record)
     return record
+
+
+def _meaning(code):
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return EXIT_MEANINGS.get(code, "unknown")
+
+
+def _stop_group(proc, grace=10):
+    """pytest's whole process group (it and its xdist workers): interrupted, so fixtures tear down
+    (the hygiene's read-only mount is released), then killed."""
+    if proc is None:
+        return
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    proc.wait()

@@ -38,7 +38,8 @@ class Candidate:
         -no-reboot, exits at the reset, and a new QEMU process boots the same overlay (see
         qemu.VM.power_cycle). Returns {"seconds_to_ssh", "seconds_to_ready", "system_state"}."""
         boot_id = self.vm.run("cat /proc/sys/kernel/random/boot_id")[1].strip()
-        self.vm.run("sudo systemctl reboot", check=False, timeout=30)
+        with contextlib.suppress(GoldenError):    # the session may drop, or QEMU exit at the reset, before it returns
+            self.vm.run("sudo systemctl reboot", check=False, timeout=30)
         t0 = time.monotonic()
         self.vm.power_cycle(timeout=min(180, timeout))
         self.vm.wait_ssh(self.user, self.key_path, timeout=max(5, t0 + timeout - time.monotonic()))
@@ -64,7 +65,9 @@ def write_ssh_config(path, port, user, key_path):
 
 @contextlib.contextmanager
 def booted(image, workdir, *, cache_dir, log=print, groups=None, timeout=420, memory=1024, cpus=2,
-           extra_args=()):
+           extra_args=(), attempt=None):
+    """The candidate booted for the block; boot.json (with `attempt`, the run attempt's id) in workdir.
+    The per-boot private key is deleted when the block ends, however it ends."""
     image = os.path.abspath(image)
     if not os.path.isfile(image):
         raise GoldenError("candidate image not found", file=image)
@@ -72,6 +75,15 @@ def booted(image, workdir, *, cache_dir, log=print, groups=None, timeout=420, me
     log(f"sha256 of {os.path.basename(image)} before boot")
     digest = sha256_file(image)
     key_path, public = keys.new_keypair(workdir, seed.TEST_USER)
+    try:
+        yield from _boot(image, workdir, digest, key_path, public, cache_dir=cache_dir, log=log, groups=groups,
+                         timeout=timeout, memory=memory, cpus=cpus, extra_args=extra_args, attempt=attempt)
+    finally:
+        os.unlink(key_path)       # the VM is gone: nothing may log in with it again, nor find it on disk
+
+
+def _boot(image, workdir, digest, key_path, public, *, cache_dir, log, groups, timeout, memory, cpus, extra_args,
+          attempt):
     groups = seed.login_groups() if groups is None else groups
     seed_dir = os.path.join(workdir, "seed")
     seed.write_seed(seed_dir, instance_id=f"golden-boot-{uuid.uuid4()}", hostname="candidate",
@@ -80,7 +92,7 @@ def booted(image, workdir, *, cache_dir, log=print, groups=None, timeout=420, me
     accel = qemu.accelerator(cache_dir, image, log)
     vm = qemu.VM(image, workdir, accel=accel, seed_iso=iso, memory=memory, cpus=cpus, extra_args=extra_args,
                  no_reboot=True)
-    record = {"image": image, "sha256_before": digest, "accelerator": accel}
+    record = {"attempt": attempt, "image": image, "sha256_before": digest, "accelerator": accel}
     try:
         with ntp.host_ntp_server(workdir, log), vm:
             log(f"QEMU started ({accel}); waiting for SSH on 127.0.0.1:{vm.port}")

@@ -8,6 +8,7 @@ stopped on every exit path.
 """
 
 import atexit
+import contextlib
 import ctypes
 import json
 import os
@@ -31,8 +32,18 @@ def set_death_signal(sig):
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)
 
 
-def _die_with_parent():
-    set_death_signal(signal.SIGKILL)
+def die_with_parent(sig=signal.SIGKILL):
+    """A preexec_fn: the child gets `sig` when the driver dies, also if the driver died before it ran.
+
+        subprocess.Popen(args, preexec_fn=die_with_parent())
+    """
+    parent = os.getpid()
+
+    def preexec():
+        set_death_signal(sig)
+        if os.getppid() != parent:
+            os._exit(1)
+    return preexec
 
 
 @atexit.register
@@ -84,7 +95,7 @@ def _probe_kvm(image, workdir):
             "-snapshot", "-drive", f"file={image},if=virtio,format=qcow2,readonly=on",
             "-serial", f"file:{console}"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=die_with_parent())
     try:
         deadline = time.monotonic() + PROBE_SECONDS
         while time.monotonic() < deadline and proc.poll() is None:
@@ -180,7 +191,7 @@ class VM:
         log = open(os.path.join(self.workdir, f"{self.name}-qemu.log"), "ab" if append else "wb")
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent, start_new_session=True)
+                                     preexec_fn=die_with_parent(), start_new_session=True)
         log.close()
 
     def power_cycle(self, timeout):
@@ -197,6 +208,15 @@ class VM:
             raise GoldenError(f"the guest did not shut down within {timeout}s after it was asked to reboot.\n"
                               f"console tail:\n{console_tail(self.console)}", file=self.console) from None
         self._launch(append=True)
+
+    @property
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self, what):
+        """Raise the "QEMU exited" error, with the console tail, if QEMU is no longer running."""
+        if not self.alive:
+            raise self._dead(what)
 
     def _dead(self, what):
         code = self.proc.returncode
@@ -241,12 +261,19 @@ class VM:
 
     def run(self, command, timeout=600, check=True):
         """Run a command over the established SSH session: (exit status, stdout, stderr)."""
+        self.check_alive(f"before {command!r} could run")
         if self._ssh is None:
             raise GoldenError("no SSH session; call wait_ssh() first")
-        _, stdout, stderr = self._ssh.exec_command(command, timeout=timeout)
-        out = stdout.read().decode("utf-8", "replace")
-        err = stderr.read().decode("utf-8", "replace")
-        status = stdout.channel.recv_exit_status()
+        try:
+            _, stdout, stderr = self._ssh.exec_command(command, timeout=timeout)
+            out = stdout.read().decode("utf-8", "replace")
+            err = stderr.read().decode("utf-8", "replace")
+            status = stdout.channel.recv_exit_status()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=3)       # a dying QEMU drops the connection a moment before it exits
+            self.check_alive(f"while {command!r} ran on the guest")
+            raise GoldenError(f"SSH to the guest failed while {command!r} ran: {type(exc).__name__}: {exc}") from None
         if check and status != 0:
             raise GoldenError(f"command failed with status {status} on the guest: {command}\n{err.strip()}")
         return status, out, err
