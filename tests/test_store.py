@@ -23,8 +23,11 @@ def test_publish_and_list_in_version_order(tmp_path):
         assert entry["sha256"] == json.load(open(run.path("gate.json")))["artifact"]["sha256"]
     assert store.versions() == ["golden-linux-2026.11.26+2", "golden-linux-2026.11.26+10"]
     published = tmp_path / "store" / "images" / "golden-linux-2026.11.26+2"
-    assert sorted(os.listdir(published)) == ["artifact.json", "gate.json", "golden-linux-2026.11.26+2.qcow2",
-                                             "provenance.intoto.jsonl", "run.json", "scan.json", "test-result.intoto.jsonl"]
+    assert sorted(os.listdir(published)) == ["artifact.json", "expected-hygiene.json", "expected-tests.json",
+                                             "gate.json", "golden-linux-2026.11.26+2.qcow2", "hygiene.json",
+                                             "junit-hygiene.xml", "junit-reboot.xml", "junit.xml",
+                                             "provenance.intoto.jsonl", "reboot.json", "run.json", "scan.json",
+                                             "test-result.intoto.jsonl", "test.json"]
     assert entry["signed_by"].startswith("SHA256:") and len(os.listdir(tmp_path / "store" / "keys")) == 1
     assert not os.access(published / "golden-linux-2026.11.26+2.qcow2", os.W_OK) or os.geteuid() == 0
     assert oct(os.stat(published / "gate.json").st_mode & 0o777) == "0o444"
@@ -86,17 +89,18 @@ def test_published_versions_are_immutable(tmp_path):
     assert open(store.index_path).read() == before
 
 
-def test_leftovers_of_a_crashed_publish_are_not_published_and_are_swept(tmp_path):
+def test_staging_leftovers_are_swept_but_an_unlisted_sealed_image_is_kept_and_reported(tmp_path):
     store = Store(tmp_path / "store")
-    orphan = tmp_path / "store" / "images" / "golden-linux-2026.11.26+1"
+    orphan = tmp_path / "store" / "images" / "golden-linux-2026.11.26+9"
     orphan.mkdir(parents=True)
-    (orphan / "half.qcow2").write_bytes(b"half")
+    (orphan / "golden-linux-2026.11.26+9.qcow2").write_bytes(b"sealed by a publish whose index was lost")
     (tmp_path / "store" / ".staging" / "x").mkdir(parents=True)
-    assert store.versions() == []
+    assert store.versions() == [] and store.unlisted() == ["golden-linux-2026.11.26+9"]
     run = make_run(tmp_path / "runs")
     store.publish(run, log=lambda m: None, public_key=gated_and_signed(run, tmp_path))
     assert store.versions() == [run.version]
-    assert not (orphan / "half.qcow2").exists()
+    assert (orphan / "golden-linux-2026.11.26+9.qcow2").exists()
+    assert store.unlisted() == ["golden-linux-2026.11.26+9"]
     assert os.listdir(tmp_path / "store" / ".staging") == []
 
 

@@ -76,13 +76,15 @@ BASELINE = os.path.join("cis_checks", "baseline.yaml")
 # ---------------------------------------------------------------- keys
 
 
-def signing_key(cache_dir):
+def signing_key(cache_dir, create=True):
     """(private key path, public key path) of the pipeline's signing key: GOLDEN_SIGNING_KEY (a PEM
-    ECDSA P-256 private key), or one made once under $GOLDEN_CACHE/keys/ (0600). It never enters an
-    image or the repository."""
+    ECDSA P-256 private key), or one made once under $GOLDEN_CACHE/keys/ (0600; only when `create`,
+    that is when signing). It never enters an image or the repository."""
     path = os.environ.get("GOLDEN_SIGNING_KEY") or os.path.join(cache_dir, "keys", "golden-signing.key")
     public = (path[:-4] if path.endswith(".key") else path) + ".pub"
     if not os.path.exists(path):
+        if not create:
+            raise GoldenError("no signing key: the run was not signed here (golden sign makes one)", file=path)
         generate_key(path)
     return path, public
 
@@ -291,7 +293,7 @@ def test_result(run):
                 passed.append(name)
             elif case["status"] in ("failed", "error"):
                 failed.append(name)
-            elif case["status"] != "skipped":       # a status the gate did not fail on, such as waived
+            elif case["status"] not in ("skipped", "not-applicable"):   # one the gate let pass, such as waived
                 warned.append(name)
     result = "FAILED" if gate.get("decision") != "pass" else "WARNED" if warned else "PASSED"
     configuration = [_file_descriptor(os.path.join(ROOT, BASELINE), name=BASELINE)]
@@ -319,3 +321,39 @@ def attest(run, private_key_path, *, builder_id=BUILDER_ID, now=None):
         paths[kind] = write_envelope(run.path(file), sign(statement(name, digest, ptype, predicate),
                                                           private_key_path))
     return paths
+
+
+# ---------------------------------------------------------------- byproducts
+
+
+def byproducts(stmt):
+    """{file name: sha256} of the byproducts a verified provenance statement lists (JUnit, gate, SBOM, scan)."""
+    out = {}
+    for item in ((stmt.get("predicate") or {}).get("runDetails") or {}).get("byproducts") or []:
+        name, digest = item.get("name"), (item.get("digest") or {}).get("sha256")
+        if not name or not digest or os.path.basename(name) != name:
+            raise GoldenError(f"a byproduct without a plain file name and sha256: {item!r}",
+                              field="predicate.runDetails.byproducts")
+        out[name] = digest
+    return out
+
+
+def check_byproducts(stmt, directory, required=("gate.json",)):
+    """The byproducts' names if every file the signed provenance lists is in `directory` with its signed sha256.
+
+        check_byproducts(statements[PROVENANCE_FILE], "store/images/<v>")   # GoldenError names the first edited file
+    """
+    signed = byproducts(stmt)
+    for name in required:
+        if name not in signed:
+            raise GoldenError(f"the signed provenance lists no {name}: it cannot vouch for it",
+                              file=os.path.join(directory, PROVENANCE_FILE), field="predicate.runDetails.byproducts")
+    for name, digest in sorted(signed.items()):
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            raise GoldenError("signed byproduct is missing", file=path)
+        actual = sha256_file(path)
+        if actual != digest:
+            raise GoldenError(f"sha256 is {actual}, the signed provenance says {digest}: changed after signing",
+                              file=path)
+    return sorted(signed)

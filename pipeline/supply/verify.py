@@ -1,16 +1,23 @@
 """`golden verify` and `golden explain`: the audit question for one published image.
 
-    findings = verify(store, "golden-linux-2026.11.26+4")   # [(check, ok, detail)], any not ok = tampered
+    findings = verify(store, "golden-linux-2026.11.26+4")   # [(check, ok, detail)], any not ok = do not use
     story = explain(store, "path/to/image.qcow2")            # which image, which hash, built from what,
                                                              # with which tests, scanned how, signed by whom
 
-A target is a published version, or an image file, found in the store by its sha256.
+A target is a published version, or an image file, found in the store by its sha256. Verify checks
+the image digest, the signatures (by keys the store trusts), the signer against the one the index
+recorded at publish (or reached from it by a recorded rotation), every byproduct the signed
+provenance lists (gate record, JUnit, SBOM, scan, scan VEX) against the stored file, the gate and
+scan decisions, and that neither the version nor any image it was built on is revoked.
 """
 
 import os
 
 from pipeline.errors import GoldenError
+from pipeline.store.channels import pointed_at
+from pipeline.store.revocation import revocation
 from pipeline.supply import attest
+from pipeline.supply.packages import INDEX_FILE, check_index
 from pipeline.util import read_json, sha256_file
 
 
@@ -54,9 +61,29 @@ def verify(store, target):
             raise GoldenError("the gate record is for another sha256", file=os.path.join(directory, "gate.json"))
         return f"pass ({record['counts'].get('passed')} passed, {record['counts'].get('waived', 0)} waived)"
 
+    statements = {}
+
     def signatures():
-        statements = store.verify_signatures(directory, os.path.basename(image), entry["sha256"])
+        statements.update(store.verify_signatures(directory, os.path.basename(image), entry["sha256"]))
         return "; ".join(f"{name} by {s['_keyid']}" for name, s in statements.items())
+
+    def signer():
+        if not statements:
+            raise GoldenError("no verified signature to compare")
+        recorded = entry.get("signed_by")
+        for name, stmt in statements.items():
+            if not store.signer_accepted(recorded, stmt["_keyid"]):
+                raise GoldenError(f"signed by {stmt['_keyid']}, the store recorded {recorded} at publish and no "
+                                  "rotation to it is recorded (`golden store rotate`)", file=os.path.join(
+                                      directory, name))
+        actual = statements[attest.PROVENANCE_FILE]["_keyid"]
+        return actual if actual == recorded else f"{actual} (rotated from {recorded})"
+
+    def byproducts():
+        if not statements:
+            raise GoldenError("no verified provenance to take the digests from")
+        names = attest.check_byproducts(statements[attest.PROVENANCE_FILE], directory)
+        return f"{len(names)} files as signed: {', '.join(names)}"
 
     def scanned():
         record = read_json(os.path.join(directory, "scan.json"), "scan record")
@@ -64,11 +91,35 @@ def verify(store, target):
             raise GoldenError("the scan record does not say pass", file=os.path.join(directory, "scan.json"))
         return "pass"
 
+    def package_index():
+        if not os.path.exists(os.path.join(directory, INDEX_FILE)):
+            return "none stored: `golden cve` reads the SBOM"
+        return check_index(directory)
+
+    def revoked():
+        why = revocation(store, store.index(), version)
+        if why:
+            raise GoldenError(f"{version} {why}")
+        return "not revoked"
+
     check("image digest", image_digest)
     check("signatures", signatures)
+    check("signer", signer)
+    check("byproducts", byproducts)
     check("gate", gate)
     check("scan", scanned)
+    check("package index", package_index)
+    check("revocation", revoked)
     return version, out
+
+
+def signer_of(store, directory, entry):
+    """The key that verifies the published image's provenance now, or why none does."""
+    try:
+        statements = store.verify_signatures(directory, os.path.basename(entry["file"]), entry["sha256"])
+    except GoldenError as exc:
+        return None, str(exc)
+    return statements[attest.PROVENANCE_FILE]["_keyid"], None
 
 
 def explain(store, target):
@@ -76,6 +127,7 @@ def explain(store, target):
     rec = lambda name: read_json(os.path.join(directory, name), name) if os.path.exists(  # noqa: E731
         os.path.join(directory, name)) else {}
     run, artifact, gate, scan = rec("run.json"), rec("artifact.json"), rec("gate.json"), rec("scan.json")
+    signed_by, signature_error = signer_of(store, directory, entry)
     return {
         "image": run.get("image"), "version": version, "sha256": entry["sha256"], "size": entry.get("size"),
         "published_at": entry.get("published_at"), "file": os.path.join(store.root, entry["file"]),
@@ -86,7 +138,9 @@ def explain(store, target):
                   "waived": [{"cis_id": w["cis_id"], "exception": w["waiver"]["id"], "owner": w["waiver"]["owner"],
                               "expires": w["waiver"]["expires"]} for w in gate.get("waived", [])]},
         "scan": {"decision": scan.get("decision"), "counts": scan.get("counts"), "feeds": scan.get("feeds")},
-        "signed_by": entry.get("signed_by"),
+        "signed_by": signed_by, "signature_error": signature_error, "recorded_signer": entry.get("signed_by"),
+        "revoked": entry.get("revoked"), "unusable": revocation(store, store.index(), version),
+        "channels": pointed_at(store.index()).get(version, []),
         "attestations": [os.path.join(directory, name) for name in (attest.PROVENANCE_FILE, attest.TEST_RESULT_FILE)],
     }
 
@@ -111,5 +165,14 @@ def explain_text(story):
     for feed in s.get("feeds") or []:
         lines.append(f"             feed {feed.get('kind')} {feed.get('location')} sha256 {str(feed.get('sha256'))[:16]}... "
                      f"fetched {feed.get('fetched_at')}")
-    lines.append(f"  signed by  {story['signed_by']}")
+    if story["signed_by"]:
+        rotated = "" if story["signed_by"] == story["recorded_signer"] else f" (recorded at publish: {story['recorded_signer']})"
+        lines.append(f"  signed by  {story['signed_by']}{rotated}")
+    else:
+        lines.append(f"  signed by  NO trusted key verifies it: {story['signature_error']} "
+                     f"(recorded at publish: {story['recorded_signer']})")
+    if story["channels"]:
+        lines.append(f"  channels   {', '.join(story['channels'])}")
+    if story["unusable"]:
+        lines.append(f"  REVOKED    {story['version']} {story['unusable']}")
     return "\n".join(lines)
