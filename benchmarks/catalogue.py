@@ -30,7 +30,7 @@ from pipeline.checks.authoring import ControlFailed, add_needs, findings_for  # 
 from pipeline.checks.baseline import Baseline  # noqa: E402
 from pipeline.checks.catalogue import id_key  # noqa: E402
 from pipeline.checks.facts import ENVIRONMENT, Facts, Request  # noqa: E402
-from pipeline.checks.kinds import KINDS  # noqa: E402
+from pipeline.checks.kinds import KINDS, NotApplicable  # noqa: E402
 from pipeline.image.seed import TEST_USER  # noqa: E402
 from pipeline.paths import ROOT  # noqa: E402
 from pipeline.vm.boot import booted  # noqa: E402
@@ -99,6 +99,8 @@ def judge(baseline, cis_id, fn, facts, host):
         return "pass"
     except (ControlFailed, AssertionError):
         return "fail"
+    except NotApplicable:
+        return "not applicable"
     except Exception as exc:  # noqa: BLE001 - the benchmark reports, it does not judge crashes
         return f"error: {type(exc).__name__}"
 

@@ -2,10 +2,26 @@
 # root on a booted candidate (an ephemeral overlay) with GOLDEN_SCENARIO set to the CIS id.
 # Each helper breaks one thing the way a real misconfiguration would.
 
+# given KEY VALUE: fails unless VALUE is there (a `$(violating KEY)` that found none is empty).
+given() {
+    [ -n "$2" ] || { echo "CIS $GOLDEN_SCENARIO: no value for $1" >&2; return 1; }
+}
+
+# violating KEY: a value of KEY that the control's baseline entry rejects (its bound plus or minus
+# one, the other of yes/no), as pipeline/checks/scenarios.py derived it into GOLDEN_VIOLATING.
+violating() {
+    printf '%s' "${GOLDEN_VIOLATING:-}" | awk -v k="$1" '$1 == k {print $2; found = 1} END {exit !found}' \
+        || { echo "CIS $GOLDEN_SCENARIO: the baseline gives no violating value of $1" >&2; return 1; }
+}
+
 # sshd_option KEYWORD VALUE: a drop-in that sorts before the hardening's own, so it wins (one file
-# per scenario; a scenario may set several keywords).
+# per scenario; a scenario may set several keywords). Mode 0600, as CIS 5.1.1 asks of drop-ins, so
+# it breaks only the keyword's control.
 sshd_option() {
-    printf '%s %s\n' "$1" "$2" >> "/etc/ssh/sshd_config.d/01-violation-${GOLDEN_SCENARIO}.conf"
+    given "$1" "$2"
+    f=/etc/ssh/sshd_config.d/01-violation-${GOLDEN_SCENARIO}.conf
+    [ -e "$f" ] || install -m 0600 /dev/null "$f"
+    printf '%s %s\n' "$1" "$2" >> "$f"
 }
 
 # sysctl_violate KEY VALUE: wrong now and wrong after the next boot.
@@ -53,6 +69,7 @@ module_available() {
 
 # login_defs_set KEY VALUE
 login_defs_set() {
+    given "$1" "$2"
     if grep -qE "^[[:space:]]*$1[[:space:]]" /etc/login.defs; then
         sed -i -E "s/^[[:space:]]*$1[[:space:]].*/$1 $2/" /etc/login.defs
     else
@@ -229,6 +246,7 @@ pam_arg_drop() {
 
 # pwquality_local KEY VALUE: a local pwquality drop-in read after the baseline's.
 pwquality_local() {
+    given "$1" "$2"
     printf '%s = %s\n' "$1" "$2" > "/etc/security/pwquality.conf.d/99-local-$GOLDEN_SCENARIO.conf"
 }
 
@@ -249,6 +267,7 @@ rsyslog_set() {
 
 # auditd_conf_set KEY VALUE: the setting auditd reads at its next start.
 auditd_conf_set() {
+    given "$1" "$2"
     sed -i -E "/^[[:space:]]*$1[[:space:]]*=/d" /etc/audit/auditd.conf
     printf '%s = %s\n' "$1" "$2" >> /etc/audit/auditd.conf
 }
@@ -267,6 +286,7 @@ audit_rule_drop() {
 # kernel_param_set KEY VALUE: every boot entry of grub.cfg gets KEY=VALUE after the hardening's
 # parameters (the last one wins). grub.cfg keeps its mode and owner (other controls judge them).
 kernel_param_set() {
+    given "$1" "$2"
     printf 'GRUB_CMDLINE_LINUX="$GRUB_CMDLINE_LINUX %s=%s"\n' "$1" "$2" \
         > "/etc/default/grub.d/99-violation-${GOLDEN_SCENARIO}.cfg"
     perms=$(stat -c '%a %u:%g' /boot/grub/grub.cfg)

@@ -6,8 +6,9 @@ from pipeline.checks import facts as fact_sections
 from pipeline.checks.authoring import control, findings_for, require
 
 # The text report: apparmor 3.0's `aa-status --json` prints invalid JSON when a process is
-# unconfined although its profile is loaded, the very case these controls look for.
-fact_sections.register("apparmor_status", "aa-status 2>&1")
+# unconfined although its profile is loaded, the very case these controls look for. It lists
+# processes, so it is a snapshot: taken before the collector's probes (chronyd -p...) start.
+fact_sections.register("apparmor_status", "aa-status 2>&1", snapshot=True)
 
 HEADING = re.compile(r"^(\d+) (profiles|processes) (?:are|have) (.*)\.$")
 

@@ -50,13 +50,13 @@ def _ageing(facts, control_values, test_user, source, key, field):
     return findings
 
 
-@control("5.4.1.1", violate="login_defs_set PASS_MAX_DAYS 99999", needs=["shadow"])
+@control("5.4.1.1", violate='login_defs_set PASS_MAX_DAYS "$(violating PASS_MAX_DAYS)"', needs=["shadow"])
 def test_password_expiration(facts, control_values, test_user):
     """Passwords expire: PASS_MAX_DAYS for new accounts and for every account with a password."""
     require(_ageing(facts, control_values, test_user, "login_defs", "PASS_MAX_DAYS", 4))
 
 
-@control("5.4.1.3", violate="login_defs_set PASS_WARN_AGE 3", needs=["shadow"])
+@control("5.4.1.3", violate='login_defs_set PASS_WARN_AGE "$(violating PASS_WARN_AGE)"', needs=["shadow"])
 def test_password_expiry_warning(facts, control_values, test_user):
     """Users are warned before their password expires, new accounts and existing ones alike."""
     require(_ageing(facts, control_values, test_user, "login_defs", "PASS_WARN_AGE", 5))

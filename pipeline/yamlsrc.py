@@ -61,6 +61,17 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
 
 
+def _timestamp(loader, node):
+    """An impossible date (2027-02-30) stays text, so the field that reads it names file, line and why."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 class Doc:
     """A loaded YAML file: `data`, and `error()` to raise a located GoldenError."""
 

@@ -11,8 +11,11 @@ import pytest
 
 from pipeline.checks import exceptions
 from pipeline.checks.baseline import Baseline
+from pipeline.cli import main
 from pipeline.errors import GoldenError
 from pipeline.evidence.gate import decide
+from pipeline.image.spec import ImageSpec
+from pipeline.preflight import skipped_controls
 
 from .conftest import ROOT
 from .runfixtures import PASSING_JUNIT, make_run
@@ -47,10 +50,46 @@ def load(tmp_path, text, today=TODAY, name="team.yaml"):
 def test_valid_file_and_scopes(tmp_path):
     excs = load(tmp_path, GOOD)
     assert [e.id for e in excs] == ["EXC-1", "EXC-2"]
-    assert exceptions.covering(excs, "1.1.2.4.1", "bastion", "jump").id == "EXC-1"
-    assert exceptions.covering(excs, "1.1.2.4.1", "general-purpose", "linux") is None
-    assert exceptions.covering(excs, "5.1.20", "general-purpose", "linux").mode == "skip"
-    assert exceptions.covering(excs, "5.1.20", "general-purpose", "other") is None
+    assert exceptions.covering(excs, "1.1.2.4.1", "bastion", "jump", TODAY).id == "EXC-1"
+    assert exceptions.covering(excs, "1.1.2.4.1", "general-purpose", "linux", TODAY) is None
+    assert exceptions.covering(excs, "5.1.20", "general-purpose", "linux", TODAY).mode == "skip"
+    assert exceptions.covering(excs, "5.1.20", "general-purpose", "other", TODAY) is None
+
+
+def test_an_expired_exception_covers_nothing(tmp_path):
+    excs = load(tmp_path, GOOD)
+    assert exceptions.covering(excs, "5.1.20", "general-purpose", "linux", dt.date(2026, 12, 10)).id == "EXC-2"
+    assert exceptions.covering(excs, "5.1.20", "general-purpose", "linux", dt.date(2026, 12, 11)) is None
+    assert exceptions.matching(excs, "5.1.20", "general-purpose", "linux").id == "EXC-2"   # waivers report it
+
+
+EXPIRED = """\
+exceptions:
+  - id: EXC-OLD
+    controls: ["5.1.20"]
+    scope: {images: [linux]}
+    why: Break-glass root login while the vault migration runs.
+    owner: sec@example.com
+    expires: 2020-01-31
+"""
+
+
+def test_golden_run_refuses_an_expired_exception_in_scope_before_any_run_directory(tmp_path, capsys):
+    (tmp_path / "old.yaml").write_text(EXPIRED)
+    dirs = [tmp_path / "runs", tmp_path / "store", tmp_path / "cache"]
+    code = main(["run", "--exceptions", str(tmp_path / "old.yaml"), "--runs-dir", str(dirs[0]),
+                 "--store", str(dirs[1]), "--cache", str(dirs[2])])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{tmp_path / 'old.yaml'}:2: expires: exception EXC-OLD (owner sec@example.com) expired on 2020-01-31" in err
+    assert not any(d.exists() and any(d.iterdir()) for d in dirs)
+
+
+def test_the_hardening_skips_nothing_for_an_expired_exception(tmp_path):
+    spec = ImageSpec.load(os.path.join(ROOT, "images", "golden-linux.yaml"))
+    excs = load(tmp_path, EXPIRED, today=dt.date(2020, 1, 1))
+    assert skipped_controls(excs, spec, dt.date(2020, 1, 31)) == {"5.1.20": "EXC-OLD"}
+    assert skipped_controls(excs, spec, dt.date(2020, 2, 1)) == {}
 
 
 @pytest.mark.parametrize("old,new,line,field,reason", [
@@ -75,6 +114,22 @@ def test_invalid_exceptions_name_file_line_and_reason(tmp_path, old, new, line, 
     assert e.file.endswith("team.yaml") and e.field == field and reason in e.reason, str(e)
     if line:
         assert e.line == line, str(e)
+
+
+@pytest.mark.parametrize("command", [["exceptions", "check"], ["run", "--exceptions"]])
+def test_an_impossible_date_names_file_line_and_field(tmp_path, capsys, command):
+    (tmp_path / "team.yaml").write_text(GOOD.replace("expires: 2027-02-01", "expires: 2027-02-30"))
+    code = main([*command, str(tmp_path / "team.yaml"), "--runs-dir", str(tmp_path / "runs"),
+                 "--store", str(tmp_path / "store"), "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{tmp_path / 'team.yaml'}:9: exceptions[0].expires: must be a date YYYY-MM-DD, not '2027-02-30'" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_impossible_as_of_day_is_bad_input(capsys):
+    code = main(["exceptions", "check", "--as-of", "2027-02-30"])
+    assert code == 2 and "--as-of: must be a date YYYY-MM-DD, not '2027-02-30'" in capsys.readouterr().err
 
 
 def test_two_exceptions_for_one_control_and_scope(tmp_path):
@@ -158,12 +213,17 @@ def run_waived(tmp_path, as_of="2026-11-26"):
                            "-p", "no:cacheprovider", f"--exceptions={tmp_path / 'waivers.yaml'}", "--image-name=linux",
                            f"--as-of={as_of}", f"--junitxml={junit}", "-o", "junit_family=xunit1", "-q"],
                           cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    return proc, junit_cases(junit)
+
+
+def junit_cases(junit):
+    """{cis id: (passed|failure|error|skipped, {property: value}, testcase element)} of a JUnit file."""
     cases = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         status = next((t for t in ("failure", "error", "skipped") if case.find(t) is not None), "passed")
         cases[props["cis_id"]] = (status, props, case)
-    return proc, cases
+    return cases
 
 
 def test_waived_failures_crashes_expiry_and_skip_in_the_junit(tmp_path):

@@ -3,8 +3,8 @@ which level for which roles, and the expected values that both the checks and th
 
     bl = Baseline.load()
     bl.level_for("bastion")                       # 2
-    bl.applies("5.1.6", role="general-purpose")   # adopted for this role at its level?
-    bl.values("5.1.6")                            # {'sshd': {'maxauthtries': {'at_most': 4}}}
+    bl.applies("5.1.16", role="general-purpose")  # adopted for this role at its level?
+    bl.values("5.1.16")                           # {'sshd': {'maxauthtries': {'at_most': 4}}}
 """
 
 import functools

@@ -6,7 +6,7 @@ that id (cis_checks/baseline.yaml), so a value is written once:
     services: [sshd]              # what the rows of this file touch (default for each row)
     checks:
       - id: "5.1.16"
-        violate: echo 'MaxAuthTries 10' > /etc/ssh/sshd_config.d/01-violation.conf
+        violate: sshd_option MaxAuthTries "$(violating maxauthtries)"   # cis_checks/scenarios.sh
 """
 
 import os

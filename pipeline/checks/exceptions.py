@@ -1,7 +1,7 @@
 """Exceptions to the baseline as an operational contract: why, owner, expiry.
 
     excs = load(["cis_checks/exceptions"], baseline, images=known_image_names())
-    exc = covering(excs, "1.1.2.3.1", role="bastion", image="jump")   # or None
+    exc = covering(excs, "1.1.2.3.1", role="bastion", image="jump", as_of=utc_today())   # or None
     exc.expired(as_of)            # expiry in UTC: an exception holds through its `expires` day
 
 File format (cis_checks/exceptions/<team>.yaml):
@@ -183,11 +183,19 @@ def _no_duplicates(excs, catalogue, images, roles):
                                   file=b.file, line=b.line, field="controls")
 
 
-def covering(excs, cis_id, role, image):
+def matching(excs, cis_id, role, image):
+    """The exception written for this control and scope, expired or not (waivers judge expiry
+    themselves, so an expired one is reported as such)."""
     for e in excs:
         if e.matches(cis_id) and e.in_scope(role, image):
             return e
     return None
+
+
+def covering(excs, cis_id, role, image, as_of):
+    """The exception that excuses this control on `as_of`: an expired one excuses nothing."""
+    exc = matching(excs, cis_id, role, image)
+    return exc if exc is not None and not exc.expired(as_of) else None
 
 
 def in_scope(excs, role, image):

@@ -10,7 +10,8 @@ A plain value means "equal to". A mapping with one operator says more:
     present: true|false a flag that must be set (with or without a value) or must not be
 
 `target()` is the value the hardening writes: the value itself, the bound, the first choice,
-or the allowed list joined by commas.
+or the allowed list joined by commas. `violating()` is a value a violation scenario writes: the
+bound plus (or minus) one, the other of yes/no.
 """
 
 import re
@@ -104,3 +105,15 @@ def target(spec):
     if op == "present":
         return "@present" if arg else "@absent"   # hardening: write the bare flag / remove the key
     return None
+
+
+def violating(spec):
+    """A value `spec` rejects, derived from it (None where no valid one follows from it: the
+    neighbour of a plain number, say, may be a value the program refuses):
+
+        violating({"at_most": 4}) == "5";  violating(True) == "no"
+    """
+    if isinstance(spec, dict):
+        (op, arg), = spec.items()
+        return str(arg + 1) if op == "at_most" else str(arg - 1) if op == "at_least" else None
+    return {"yes": "no", "no": "yes"}.get(normalize(spec).lower())

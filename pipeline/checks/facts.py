@@ -59,7 +59,12 @@ SECTIONS = {
     "sudoers": cat_files("/etc/sudoers /etc/sudoers.d/*"),
     "nft": "nft -j list ruleset 2>&1",
     "listening": "ss -Htulnp 2>/dev/null",
-    "processes": "ps -eo user=,comm=,args=",
+    # What runs now, less the collector itself: its shell ($$) and everything descended from it.
+    "processes": "ps -eo pid=,ppid=,user=,comm=,args= | awk -v self=$$ '"
+                 "{ line[NR] = $0; pid[NR] = $1; parent[$1] = $2 } "
+                 "END { for (i = 1; i <= NR; i++) { p = pid[i]; n = 0; "
+                 "while (p > 1 && p != self && n++ < 256) p = parent[p]; "
+                 "if (p != self) { l = line[i]; sub(/^ *[0-9]+ +[0-9]+ +/, \"\", l); print l } } }'",
     "login_shells": LOGIN_SHELLS,
     "local_mounts": "findmnt -n -l -o TARGET -t ext2,ext3,ext4,xfs,btrfs,vfat,tmpfs",
     # The filesystem scans in one walk of every local filesystem, each path tagged: S (setuid or
@@ -84,6 +89,10 @@ SECTIONS = {
     "login_env": "su -l nobody -s /bin/bash -c 'echo \"UMASK=$(umask)\"; echo \"TMOUT=${TMOUT:-}\"; "
                  "readonly -p | grep -c TMOUT' 2>&1",
 }
+
+# Snapshots of what runs now: taken before any other section starts, so that no probe of the
+# collector (`sshd -T`, `chronyd -p`, `modprobe -n`...) is running yet to be seen in them.
+SNAPSHOTS = {"processes", "listening"}
 
 # Configuration read as the program reads it: name -> (command, separator; None means whitespace).
 CONFIG_SOURCES = {
@@ -197,24 +206,31 @@ class Request:
     def names(self):
         return sorted(self.sections | {n for n, v in self.params.items() if v})
 
-    def parts(self):
-        """One shell snippet per section, each printing its own marker and records."""
-        parts = [f"echo '{MARK} {name}'; {SECTIONS[name]}" for name in sorted(self.sections)]
+    def _named_parts(self):
+        parts = [(name, f"echo '{MARK} {name}'; {SECTIONS[name]}") for name in sorted(self.sections)]
         for name, values in sorted(self.params.items()):
             if values and name == "config":
-                parts.append(_config_snippet(values))
+                parts.append((name, _config_snippet(values)))
             elif values:
-                parts.append(f"echo '{MARK} {name}'; {PARAM_SECTIONS[name](values)}")
+                parts.append((name, f"echo '{MARK} {name}'; {PARAM_SECTIONS[name](values)}"))
         return parts
 
+    def parts(self):
+        """One shell snippet per section, each printing its own marker and records."""
+        return [part for _, part in self._named_parts()]
+
     def script(self):
-        """One script for the whole request. The sections run concurrently (each its own output
-        file, printed in order at the end): the scans wait on the disk while the rest runs."""
+        """One script for the whole request. The snapshots (SNAPSHOTS) are taken first; then the
+        other sections run concurrently (each its own output file, printed in order at the end):
+        the scans wait on the disk while the rest runs."""
         lines = ["#!/bin/sh", ENVIRONMENT,
                  "d=$(mktemp -d) || exit 1", "trap 'rm -rf \"$d\"' EXIT"]
-        for i, part in enumerate(self.parts()):
-            lines.append(f"(\n{part}\n) >\"$d/{i:04d}\" &")
-        lines += ["wait", "for f in \"$d\"/*; do [ -f \"$f\" ] && cat \"$f\"; done"]
+        named = self._named_parts()
+        for snapshots in (True, False):
+            lines += [f"(\n{part}\n) >\"$d/{i:04d}\" &" for i, (name, part) in enumerate(named)
+                      if (name in SNAPSHOTS) == snapshots]
+            lines.append("wait")
+        lines.append("for f in \"$d\"/*; do [ -f \"$f\" ] && cat \"$f\"; done")
         return "\n".join(lines) + "\n"
 
 
@@ -458,8 +474,9 @@ def _parse_sysctl(lines):
     return out
 
 
-def register(name, snippet):
-    """Declare an extra fact section from a Python control module: `name` -> shell run as root.
+def register(name, snippet, snapshot=False):
+    """Declare an extra fact section from a Python control module: `name` -> shell run as root;
+    `snapshot=True` for a view of what runs now (taken before any probe starts, see SNAPSHOTS).
 
         facts.register("chrony_sources", "chronyc -n sources 2>&1")
     """
@@ -471,6 +488,8 @@ def register(name, snippet):
                          f" (by {_REGISTERED_BY.get(name, 'the collector')})")
     SECTIONS[name] = snippet
     _REGISTERED_BY[name] = module
+    if snapshot:
+        SNAPSHOTS.add(name)
 
 
 _REGISTERED_BY = {}

@@ -6,6 +6,7 @@ Each kind knows the shape of its baseline value, the facts it needs, and how to 
     kind.validate({"net.ipv4.ip_forward": 0})         # None, or the reason the value is malformed
     kind.needs(value, request)                         # adds fact sections to a facts.Request
     kind.evaluate(value, facts)                        # list of findings; empty means compliant
+                                                       # (raises NotApplicable if there is nothing to judge)
 
 The hardening script applies the same values (packer/scripts/hardening-cis.sh), so a value is
 written once, in cis_checks/baseline.yaml.
@@ -15,6 +16,14 @@ import re
 
 from pipeline.checks import expect
 from pipeline.checks.facts import CONFIG_SOURCES, GLOB_SAFE
+
+
+class NotApplicable(Exception):
+    """What a control judges does not exist on the host (the options of a mount point that is not a
+    separate mount): nothing was checked, so the control neither passes nor fails.
+
+        raise NotApplicable("/home is not a separate mount")
+    """
 
 
 def _mapping_of_expectations(value, what):
@@ -306,7 +315,7 @@ class Mounts(Kind):
         return None
 
     def evaluate(self, value, facts):
-        findings = []
+        findings, absent = [], []
         for target, want in value.items():
             fs = facts.mounts.get(target)
             if want.get("separate"):
@@ -317,11 +326,15 @@ class Mounts(Kind):
                 elif reason := self._not_at_boot(target, facts):
                     findings.append(reason)
             if fs is None:
+                absent += [] if want.get("separate") else [target]
                 continue    # CIS: options apply "if a separate partition exists"
             options = set((fs.get("options") or "").split(","))
             missing = [o for o in want.get("options", []) if o not in options]
             if missing:
                 findings.append(f"{target} is mounted without {','.join(missing)} (options: {fs.get('options')})")
+        if len(absent) == len(value):
+            raise NotApplicable(f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not a separate mount, "
+                                "so its mount options were not checked")
         return findings
 
 

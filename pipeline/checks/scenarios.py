@@ -6,7 +6,11 @@ prove that the control's check fails (ComplianceAsCode's *.fail.sh, kept beside 
 
 collect() is also the registry of which recommendations have a check (`golden catalogue`).
 
-Helpers the scripts can call live in cis_checks/scenarios.sh.
+Helpers the scripts can call live in cis_checks/scenarios.sh. A scenario writes a value derived
+from the control's baseline entry with `$(violating KEY)` (expect.violating: the bound plus one...),
+so a change of the baseline keeps it violating:
+
+    violate: sshd_option MaxAuthTries "$(violating maxauthtries)"
 """
 
 import glob
@@ -15,7 +19,7 @@ import os
 import shlex
 from dataclasses import dataclass
 
-from pipeline.checks import checkfile
+from pipeline.checks import checkfile, expect
 from pipeline.checks.baseline import Baseline
 from pipeline.checks.catalogue import Catalogue
 from pipeline.checks.facts import BUS_TIMEOUT
@@ -25,11 +29,30 @@ PRELUDE = os.path.join(CHECKS_DIR, "scenarios.sh")
 APPLY_MARK = "@@golden-scenario@@"
 
 
+# Kinds whose baseline values are keyed settings, and the depth of their keys: {key: spec} or
+# {source: {key: spec}}.
+KEYED = {"sysctl": 1, "sshd": 1, "kernel_cmdline": 1, "config": 2}
+
+
 @dataclass(frozen=True)
 class Scenario:
     id: str
     script: str
     where: str          # file:line of a check-file row, or module::function of a Python control
+    violating: tuple = ()    # (key, value) pairs `violating KEY` prints: values the baseline rejects
+
+
+def violating_values(values):
+    """(key, value) for every keyed setting of a baseline entry that has a value it rejects."""
+    out = []
+    for kind, depth in KEYED.items():
+        settings = values.get(kind) or {}
+        for key, spec in (settings.items() if depth == 1 else
+                          [kv for per_source in settings.values() for kv in per_source.items()]):
+            value = expect.violating(spec)
+            if value is not None:
+                out.append((str(key), value))
+    return tuple(out)
 
 
 def load_module(path):
@@ -66,10 +89,11 @@ def collect(checks_dir=CHECKS_DIR, catalogue=None, baseline=None):
     for path in sorted(glob.glob(os.path.join(checks_dir, "*.y*ml"))):
         if checkfile.is_check_file(path):
             for row in checkfile.load(path, catalogue, baseline):
-                found[row.id] = Scenario(row.id, row.violate, f"{row.path}:{row.line}")
+                found[row.id] = Scenario(row.id, row.violate, f"{row.path}:{row.line}",
+                                         violating_values(baseline.values(row.id)))
     for path in sorted(glob.glob(os.path.join(checks_dir, "test_*.py"))):
         for cis_id, violate, where in _python_controls(path):
-            found[cis_id] = Scenario(cis_id, violate, where)
+            found[cis_id] = Scenario(cis_id, violate, where, violating_values(baseline.values(cis_id)))
     return found
 
 
@@ -81,8 +105,9 @@ def script(scenarios):
     parts = ["cat > /run/golden-scenarios.sh <<'GOLDEN_PRELUDE'", prelude.rstrip("\n"), "GOLDEN_PRELUDE"]
     for s in scenarios:
         body = shlex.quote(f". /run/golden-scenarios.sh\n{s.script}")
+        violating = shlex.quote("".join(f"{key} {value}\n" for key, value in s.violating))
         parts.append(
-            f"if out=$(GOLDEN_SCENARIO={shlex.quote(s.id)} sh -e -c {body} 2>&1); "
+            f"if out=$(GOLDEN_SCENARIO={shlex.quote(s.id)} GOLDEN_VIOLATING={violating} sh -e -c {body} 2>&1); "
             f"then echo '{APPLY_MARK} ok {s.id}'; "
             f"else echo '{APPLY_MARK} failed {s.id}'; printf '%s\\n' \"$out\" | tail -n 5; fi")
     # The finishing step's systemctl calls (enable, is-enabled) get the checks' D-Bus timeout: a

@@ -1,14 +1,15 @@
 """Check files and the catalogue become test items. A check-file row is one item per host; a
 recommendation with no check is a skipped item (so the JUnit lists the whole catalogue); every CIS
 item carries its id, title, level, section and services into the JUnit, and adds the facts it
-needs to the session's one fact request.
+needs to the session's one fact request. A control that raises NotApplicable is skipped with a
+reason "not applicable: ..." and the JUnit property outcome=not-applicable.
 """
 
 import pytest
 
 from pipeline.checks import checkfile, scenarios
 from pipeline.checks.authoring import ControlFailed, add_needs, findings_for
-from pipeline.checks.kinds import KINDS
+from pipeline.checks.kinds import KINDS, NotApplicable
 from pipeline.checks.plugin.session import STATE
 from pipeline.errors import GoldenError
 
@@ -105,10 +106,16 @@ def _describe_failure(config, cis_id, failure):
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True, specname="pytest_runtest_makereport")
 def pytest_runtest_makereport_findings(item, call):
-    """Python controls that end with require(findings) report like check-file rows: the findings."""
+    """Python controls that end with require(findings) report like check-file rows: the findings.
+    A control with nothing to judge is skipped as not applicable (neither passed nor failed)."""
     outcome = yield
     report = outcome.get_result()
-    if call.excinfo is not None and isinstance(call.excinfo.value, ControlFailed) and not isinstance(item, CheckItem):
+    if call.excinfo is not None and call.excinfo.errisinstance(NotApplicable):
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), None, f"not applicable: {call.excinfo.value}")
+        # The JUnit takes properties from the item (its teardown report), so they are set there.
+        item.user_properties.append(("outcome", "not-applicable"))
+    elif call.excinfo is not None and isinstance(call.excinfo.value, ControlFailed) and not isinstance(item, CheckItem):
         mark = cis_mark(item)
         if mark and report.failed:
             report.longrepr = _describe_failure(item.config, mark.args[0], call.excinfo.value)

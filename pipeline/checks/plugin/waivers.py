@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(session, config, items):
         mark = cis_mark(item)
         if mark is None:
             continue
-        exc = exceptions.covering(state.exceptions, mark.args[0], state.role, state.image_name)
+        exc = exceptions.matching(state.exceptions, mark.args[0], state.role, state.image_name)
         if exc is None:
             continue
         item.stash[WAIVER] = exc
