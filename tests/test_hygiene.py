@@ -11,31 +11,58 @@ import pytest
 
 from .conftest import ROOT
 
+PASSWD = "root:x:0:0:root:/root:/bin/bash\n"
 LEFTOVERS = {
     "test_no_ssh_host_keys": {"etc/ssh/ssh_host_ed25519_key": "-----BEGIN OPENSSH PRIVATE KEY-----\n"},
     "test_no_authorized_keys_of_the_build": {"home/golden-build/.ssh/authorized_keys": "ssh-ed25519 AAAA golden-build\n"},
     "test_machine_id_empty_or_absent": {"etc/machine-id": "0123456789abcdef0123456789abcdef\n"},
     "test_no_shell_history": {"root/.bash_history": "curl -u admin:hunter2 https://vault\n"},
-    "test_no_cloud_init_instance_data": {"var/lib/cloud/instances/golden-build-1/user-data.txt": "#cloud-config\n"},
+    "test_no_cloud_init_instance_data": {"var/lib/cloud/instances/golden-build-1/user-data.txt": "#cloud-config\n",
+                                         "var/lib/cloud/data/instance-id": "golden-build-1\n"},
     "test_no_apt_proxy_credentials": {"etc/apt/apt.conf.d/90proxy": 'Acquire::http::Proxy "http://u:pw@proxy:3128";\n'},
     "test_no_build_time_temporary_files": {"tmp/golden-provision/plan.tsv": "1.1.1.1\tkernel_modules\tcramfs\n"},
+    "test_hostname_is_not_the_build_host": {"etc/hostname": "golden-build\n"},
+    "test_hosts_file_names_no_host_of_the_build": {"etc/hosts": "127.0.0.1\tlocalhost\n127.0.1.1\tgolden-build\n"},
+    "test_account_backups_hold_no_removed_account": {
+        "etc/passwd-": PASSWD + "golden-build:x:1000:1001::/home/golden-build:/bin/bash\n",
+        "etc/subuid-": "golden-build:100000:65536\n"},
+    "test_no_build_time_logs": {"var/log/auth.log": "golden-build userdel[2099]: delete user 'golden-build'\n",
+                                "var/log/wtmp": "\x08\x00\x00\x00tty1\n", "var/log/audit/audit.log": "type=DAEMON_END\n",
+                                "var/log/installer/syslog": ""},
+    "test_no_random_seed_shared_by_every_instance": {"var/lib/systemd/random-seed": "0123456789abcdef0123456789abcdef"},
+    "test_no_dhcp_lease_of_the_build": {"var/lib/dhcp/dhclient.ens3.leases": 'default-duid "\\000\\001\\000\\001";\n'},
+    "test_no_chrony_drift_of_the_build": {"var/lib/chrony/chrony.drift": "  -12.345  0.678\n"},
+    "test_no_configuration_backups": {"etc/pam.d/common-auth.pam-old": "auth [success=1 default=ignore] pam_unix.so nullok\n",
+                                      "var/cache/debconf/config.dat-old": "Name: passwd/user-password\n",
+                                      "var/backups/passwd.bak": PASSWD},
+    "test_no_known_hosts_of_the_build": {"root/.ssh/known_hosts": "|1|c2FsdA==|aGFzaA== ssh-ed25519 AAAA\n"},
 }
+# What the dirty tree lacks rather than carries.
+MISSING = {"test_hardening_record_present": "etc/golden/hardening.json"}
 
 
 def root_tree(path, leftovers=True):
+    """A root filesystem as the build should leave it, or with every leftover planted."""
     files = {"etc/golden/hardening.json": json.dumps({"hardening_version": "1.1.0", "applied": ["1.1.1.1"]}),
              "etc/machine-id": "", "etc/apt/apt.conf.d/70debconf": 'DPkg::Pre-Install-Pkgs {"/usr/sbin/dpkg-preconfigure";};\n',
-             "etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n"}
+             "etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n", "etc/hostname": "localhost\n",
+             "etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+             "etc/passwd": PASSWD, "etc/passwd-": PASSWD, "etc/subuid": "", "etc/subuid-": "",
+             "etc/pam.d/common-auth": "auth [success=1 default=ignore] pam_unix.so\n",
+             "var/log/auth.log": "", "var/log/wtmp": "", "var/log/audit/audit.log": "",
+             "var/cache/debconf/config.dat": "Name: debconf/frontend\n", "root/.ssh/authorized_keys": ""}
     if leftovers:
         for planted in LEFTOVERS.values():
             files.update(planted)
-        del files["etc/golden/hardening.json"]
+        for rel in MISSING.values():
+            del files[rel]
     for rel, text in files.items():
         os.makedirs(os.path.join(path, os.path.dirname(rel)), exist_ok=True)
         with open(os.path.join(path, rel), "w") as fh:
             fh.write(text)
-    for d in ("tmp", "var/tmp", "root", "var/lib/cloud/instances"):
+    for d in ("tmp", "var/tmp", "root", "var/lib/cloud/instances", "var/lib/dhcp", "var/lib/chrony", "var/backups"):
         os.makedirs(os.path.join(path, d), exist_ok=True)
+    os.symlink("../../usr/share/doc/systemd/README.logs", os.path.join(path, "var/log/README"))
 
 
 def disk(tmp_path, name, leftovers):
@@ -53,9 +80,13 @@ def disk(tmp_path, name, leftovers):
 def hygiene(image, tmp_path):
     junit = tmp_path / f"{image.stem}.xml"
     subprocess.run([sys.executable, "-m", "pytest", "acceptance", "-m", "hygiene", f"--artifact={image}",
-                    f"--junitxml={junit}", "-p", "no:cacheprovider", "-q"], cwd=ROOT, capture_output=True, text=True)
-    return {c.get("name"): ("failed" if c.find("failure") is not None or c.find("error") is not None else "passed")
-            for c in ET.parse(junit).getroot().iter("testcase")}
+                    f"--junitxml={junit}", "-p", "no:cacheprovider", "-q"], cwd=ROOT, capture_output=True, text=True,
+                   check=False)   # the failures are what this reads, from the JUnit
+    outcome = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        outcome[case.get("name")] = "passed" if bad is None else f"failed: {bad.get('message')}"
+    return outcome
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +102,21 @@ def test_a_clean_image_passes_every_hygiene_test(results):
     assert clean and all(v == "passed" for v in clean.values()), clean
 
 
-@pytest.mark.parametrize("test", sorted(LEFTOVERS) + ["test_hardening_record_present"])
+def _named(message, rel):
+    """Whether a failure message names the planted file or a directory above it (below the top one)."""
+    parts = rel.split("/")
+    return any("/" + "/".join(parts[:n]) in message for n in range(2, len(parts) + 1))
+
+
+def test_the_clean_image_has_a_case_for_every_hygiene_test(results):
+    clean, _ = results
+    assert set(clean) == set(LEFTOVERS) | set(MISSING), set(clean) ^ (set(LEFTOVERS) | set(MISSING))
+
+
+@pytest.mark.parametrize("test", sorted(LEFTOVERS) + sorted(MISSING))
 def test_each_leftover_fails_its_hygiene_test(results, test):
     _, dirty = results
-    assert dirty[test] == "failed", dirty
+    assert dirty[test].startswith("failed: "), dirty[test]
+    planted = list(LEFTOVERS.get(test, ())) + ([MISSING[test]] if test in MISSING else [])
+    unnamed = [rel for rel in planted if not _named(dirty[test], rel)]
+    assert not unnamed, f"{test} failed without naming {unnamed}: {dirty[test]}"
