@@ -1,5 +1,7 @@
 # Golden image build. `golden build` fills the variables; run by hand with, for example:
-#   packer build -only=qemu.local -var-file=runs/<version>/build/packer.auto.pkrvars.json packer/
+#   packer build -only=qemu.local -var-file=runs/<version>/build/golden.pkrvars.json packer/
+# The hardening driver (var.hardening_script) sources its appliers and CIS sections from the
+# provision directory's hardening/, uploaded with the plan.
 #
 # Written for Debian's Packer 1.6.6, which has the qemu and amazon-ebs builders built in. Current
 # Packer (>= 1.7) ships builders as plugins: add a `packer { required_plugins { qemu = { source =

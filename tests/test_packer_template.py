@@ -2,6 +2,7 @@
 qemu one the pipeline builds with and the amazon-ebs one kept beside it for the AWS target."""
 
 import hashlib
+import re
 import os
 import shutil
 import subprocess
@@ -46,3 +47,10 @@ def test_a_broken_amazon_source_is_refused(tmp_path):
                                            "skip_region_validation = true\n  no_such_option = 1"))
     proc = _validate(broken, tmp_path)
     assert proc.returncode != 0 and "no_such_option" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_the_header_names_the_variable_file_golden_build_writes():
+    header = open(os.path.join(TEMPLATE_DIR, "golden.pkr.hcl"), encoding="utf-8").read().split("\n\n")[0]
+    build = open(os.path.join(ROOT, "pipeline", "image", "build.py"), encoding="utf-8").read()
+    written = re.search(r'var_file = os\.path\.join\(work, "([^"]+)"\)', build).group(1)
+    assert f"build/{written}" in header and "pkrvars" in written

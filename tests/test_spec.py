@@ -75,3 +75,85 @@ def test_duplicate_keys_are_an_error(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(GoldenError, match="file not found"):
         ImageSpec.load(str(tmp_path / "nope.yaml"))
+
+
+PARENT = GOOD + "time_servers: [10.0.2.2]\ncustomize: [motd.sh]\n"
+
+
+def layered(tmp_path, child, parent=PARENT):
+    (tmp_path / "base").mkdir(exist_ok=True)
+    (tmp_path / "base" / "motd.sh").write_text("echo hi\n")
+    (tmp_path / "base" / "parent.yaml").write_text(parent)
+    (tmp_path / "child.yaml").write_text(child)
+    return ImageSpec.load(str(tmp_path / "child.yaml"))
+
+
+def test_extends_merges_mappings_replaces_lists_and_resolves_paths_from_their_own_file(tmp_path):
+    spec = layered(tmp_path, "extends: base/parent.yaml\nname: jump\nbase: {packages: [aide]}\n"
+                             "time_servers: [ntp.example]\n")
+    assert (spec.name, spec.role, spec.level, spec.base.suite) == ("jump", "bastion", 2, "bookworm")
+    assert spec.base.packages == ["aide"] and spec.time_servers == ["ntp.example"]
+    assert spec.customize == [str(tmp_path / "base" / "motd.sh")]     # relative to parent.yaml
+    assert spec.agents[0].name == "node-exporter"
+
+
+def test_extends_appends_with_key_plus_and_drops_with_null(tmp_path):
+    spec = layered(tmp_path, "extends: base/parent.yaml\ntime_servers+: [ntp.example]\ncustomize: null\n")
+    assert spec.time_servers == ["10.0.2.2", "ntp.example"] and spec.customize == []
+
+
+def test_extends_replaces_a_whole_mapping_with_key_bang(tmp_path):
+    """A variant built on a published image gives its base in another form: `base!` replaces the
+    inherited base instead of merging into it (merged, the parent's suite would sit beside the image)."""
+    (tmp_path / "disk.qcow2").write_bytes(b"qcow2")
+    spec = layered(tmp_path, "extends: base/parent.yaml\nbase!: {image: disk.qcow2, sha256: " + "a" * 64 + "}\n")
+    assert spec.base.image == str(tmp_path / "disk.qcow2") and spec.base.packages == [] and spec.base.line == 2
+    with pytest.raises(GoldenError, match="base.suite: unknown field"):
+        layered(tmp_path, "extends: base/parent.yaml\nbase: {image: disk.qcow2, sha256: " + "a" * 64 + "}\n")
+
+
+@pytest.mark.parametrize("child,parent,file,line,field,reason", [
+    ("extends: base/parent.yaml\nlevel: 3\n", PARENT, "child.yaml", 2, "level", "must be 1 or 2"),
+    ("extends: base/parent.yaml\nname: jump\n", PARENT.replace("role: bastion", "role: database"),
+     "parent.yaml", 2, "role", "unknown role 'database'"),
+    ("extends: base/parent.yaml\nbase: {suite: [x]}\n", PARENT, "child.yaml", 2, "base.suite", "must be a string"),
+    ("extends: base/parent.yaml\nagents+: {name: x}\n", PARENT, "child.yaml", 2, "agents+", "appends a list"),
+    ("extends: base/missing.yaml\n", PARENT, "child.yaml", 1, "extends", "extended spec not found"),
+    ("extends: base/parent.yaml\n", "extends: ../child.yaml\n" + PARENT, "parent.yaml", 1, "extends",
+     "extends makes a cycle: child.yaml -> parent.yaml -> child.yaml"),
+])
+def test_extends_errors_name_the_file_that_holds_the_bad_value(tmp_path, child, parent, file, line, field, reason):
+    with pytest.raises(GoldenError) as err:
+        layered(tmp_path, child, parent)
+    e = err.value
+    assert (e.file.endswith(file), e.line, e.field) == (True, line, field) and reason in e.reason, str(e)
+
+
+def test_a_spec_extending_itself_is_a_cycle(tmp_path):
+    with pytest.raises(GoldenError, match="cycle: spec.yaml -> spec.yaml"):
+        load(tmp_path, "extends: spec.yaml\n" + GOOD)
+
+
+def test_bastion_is_the_default_image_at_level_2():
+    linux, bastion = ImageSpec.load("images/golden-linux.yaml"), ImageSpec.load("images/golden-bastion.yaml")
+    assert (bastion.name, bastion.role, bastion.level) == ("bastion", "bastion", 2)
+    same = ("base", "targets", "agents", "time_servers", "hardening_version", "customize", "allowed", "feeds")
+    assert all(getattr(linux, f) == getattr(bastion, f) for f in same)
+    assert "agents" not in open("images/golden-bastion.yaml").read()      # its differences only
+
+
+def test_published_base_names_an_image_and_a_channel(tmp_path):
+    spec = load(tmp_path, "name: x\nrole: admin\nbase: {image: linux, channel: stable}\n")
+    assert spec.base.published == {"image": "linux", "channel": "stable"} and spec.base.image is None
+
+
+@pytest.mark.parametrize("base,field,reason", [
+    ("{image: ./linux.qcow2, channel: stable}", "base.image", "name of a published image"),
+    ("{image: linux, channel: Stable}", "base.channel", "must be a channel name"),
+    ("{channel: stable}", "base.image", "is required"),
+    ("{image: linux, channel: stable, sha256: abc}", "base.sha256", "unknown field"),
+])
+def test_bad_published_base(tmp_path, base, field, reason):
+    with pytest.raises(GoldenError) as err:
+        load(tmp_path, f"name: x\nrole: admin\nbase: {base}\n")
+    assert err.value.field == field and reason in err.value.reason and err.value.line == 3, str(err.value)

@@ -57,7 +57,7 @@ ssh_genkeytypes: [ed25519, ecdsa]
 class BaseImage:
     path: str
     sha256: str
-    origin: str          # "built" or "given"
+    origin: str          # "built", "given" or "published"
     info: dict
 
 
@@ -79,10 +79,11 @@ def _given_digest(path, log):
     return _verified[key]
 
 
-def preflight(base_spec, cache_dir):
-    """Fail before any work if the base cannot be had: a missing or wrong given image, or missing tools."""
-    if base_spec.image:
-        ensure_base(base_spec, cache_dir, lambda m: None)
+def preflight(base_spec, cache_dir, store=None):
+    """Fail before any work if the base cannot be had: a missing or wrong given image, a published base
+    its channel does not resolve to, or missing tools."""
+    if base_spec.image or base_spec.published:
+        ensure_base(base_spec, cache_dir, lambda m: None, store=store)
         return
     sources = mirror.parse_lines(base_spec.mirrors) if base_spec.mirrors else mirror.host_sources(base_spec.suite)
     key, _ = cache_key(base_spec.suite, PACKAGES + list(base_spec.packages), sources)
@@ -98,8 +99,10 @@ def _require_build_tools():
         require_tool(tool, pkg)
 
 
-def ensure_base(base_spec, cache_dir, log, rebuild=False):
+def ensure_base(base_spec, cache_dir, log, rebuild=False, store=None):
     """Return the base image for a spec's `base` section, building and caching it if needed."""
+    if base_spec.published:
+        return published_base(base_spec, store, log)
     if base_spec.image:
         if not os.path.isfile(base_spec.image):
             raise GoldenError(f"base image not found: {base_spec.image}", file=base_spec.source,
@@ -263,3 +266,27 @@ def _make_disk(root, raw, fs_uuid):
 def _size_bytes(text):
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     return int(text[:-1]) * units[text[-1]]
+
+
+def published_base(base_spec, store, log=print):
+    """`base: {image: NAME, channel: CHANNEL}`: the version the store's channel resolves to (never a
+    revoked one), verified like `golden verify` before anything is built on it; never cached or copied."""
+    from pipeline.store import channels
+    from pipeline.supply.verify import verify
+    where = {"file": base_spec.source, "line": base_spec.line, "field": "base.channel"}
+    if store is None:
+        raise GoldenError("a published base needs the image store (--store)", **where)
+    name = f"{base_spec.published['image']}/{base_spec.published['channel']}"
+    try:
+        version = channels.resolve(store, name)
+    except GoldenError as exc:
+        raise GoldenError(f"no base to build on: {exc.reason}", **where) from None
+    log(f"base: {name} is {version}; verifying it")
+    _, findings = verify(store, version)
+    bad = [f"{check}: {detail}" for check, ok, detail in findings if not ok]
+    if bad:
+        raise GoldenError(f"the base {version} ({name}) does not verify: " + "; ".join(bad), **where)
+    entry = store.entry(version)
+    return BaseImage(os.path.join(store.root, entry["file"]), entry["sha256"], "published",
+                     {"version": version, "channel": name})
+

@@ -59,6 +59,7 @@ def build(spec, run, base, baseline, *, cache_dir, log, skipped=None):
                                  groups=seed.login_groups(baseline))
     rows = prepare_provision(spec, baseline, provision, skipped)
     script, hversion = hardening.resolve_script(spec.hardening_version, work)
+    hardening.stage_library(script, provision)
     accel = qemu.accelerator(cache_dir, base.path, log)
     variables = {
         "run_dir": run.dir, "provision_dir": provision, "hardening_script": script, "image_name": run.version,

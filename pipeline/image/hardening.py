@@ -2,25 +2,123 @@
 that packer/scripts/hardening-cis.sh applies, plus the choice of hardening script version.
 
     rows = plan_rows(baseline, role="general-purpose", level=1, skipped={"5.1.20": "EXC-7"})
-    write_plan(provision_dir, rows, meta)     # plan.tsv + plan-meta.env
-    path, version = resolve_script("current", work_dir)
+    write_plan(provision_dir, rows, meta)     # plan.tsv, plan-columns.tsv, plan-meta.env
 
 plan.tsv: one row per value to apply, `id <TAB> kind <TAB> field...`, with targets already
-computed from the expectation operators, so the shell needs no YAML or operator logic. An empty
-field is written `-` (bash's `read` would merge consecutive tabs and shift the fields).
+computed from the expectation operators, so the shell needs no YAML or operator logic. The fields
+of each kind are named once, in PLAN_COLUMNS, written to plan-columns.tsv; the shell binds them by
+name (hardening/lib.sh `each`). An empty field is written EMPTY (bash's `read` would merge
+consecutive tabs and shift the fields). Tables the shell reads the same way (CONFIG_WRITERS,
+PAM_PROFILES) are rows too, with id EMPTY, and plan-meta.env carries the names both sides share.
 """
 
 import os
 import re
+import shlex
+import shutil
 import subprocess
+from dataclasses import dataclass
 
 from pipeline.checks import expect
+from pipeline.checks.facts import LOGIN_SHELLS
 from pipeline.errors import GoldenError
 from pipeline.paths import PACKER_DIR, ROOT
 
 SCRIPT = os.path.join(PACKER_DIR, "scripts", "hardening-cis.sh")
+LIBRARY = os.path.join(PACKER_DIR, "scripts", "hardening")     # uploaded as $GOLDEN_PROVISION/hardening
 _VERSION_RE = re.compile(r'^HARDENING_VERSION="?(\d+\.\d+\.\d+)"?', re.M)
 TAG_PREFIX = "hardening-v"
+EMPTY = "-"
+
+# The fields after `id kind` of every row kind of plan.tsv, by name.
+PLAN_COLUMNS = {
+    "sysctl": ("key", "value"),
+    "sshd": ("key", "value"),
+    "kernel_cmdline": ("key", "value"),
+    "config": ("source", "key", "value"),
+    "kernel_modules": ("name",),
+    "packages_absent": ("name",),
+    "packages_present": ("name",),
+    "services_enabled": ("unit",),
+    "audit_rules": ("rule",),
+    "services_not_in_use": ("package", "unit"),
+    "files": ("path", "mode", "owner", "groups", "absent"),
+    "mounts": ("target", "options", "separate"),
+    "banners": ("path", "text"),
+    "pam": ("file", "type", "module", "args", "present"),
+    "params": ("key", "value"),
+    "control": (),
+    "skip": ("reason",),
+    "config_writer": ("source", "file", "writer_kind", "form_text", "owned"),
+    "pam_profile": ("profile", "priority", "section", "control", "module", "mode"),
+}
+
+
+@dataclass(frozen=True)
+class ConfigWriter:
+    """How the hardening writes one configuration source (facts.CONFIG_SOURCES) of the baseline.
+
+    ConfigWriter("/etc/login.defs", separator="\t")                 # KEY<TAB>VALUE, edited in place
+    ConfigWriter("/etc/systemd/journald.conf.d/60-golden-cis.conf", section="Journal", owned=True)
+    """
+    file: str
+    separator: str | None = None    # a KEY<separator>VALUE line (printf %b escapes in the plan)
+    section: str | None = None      # a systemd drop-in section
+    owned: bool = False             # the hardening's own file, removed and written whole
+
+
+CONFIG_WRITERS = {
+    "journald": ConfigWriter("/etc/systemd/journald.conf.d/60-golden-cis.conf", section="Journal", owned=True),
+    "coredump": ConfigWriter("/etc/systemd/coredump.conf.d/60-golden-cis.conf", section="Coredump", owned=True),
+    "pwquality": ConfigWriter("/etc/security/pwquality.conf.d/60-golden-cis.conf", separator=" = ", owned=True),
+    "faillock": ConfigWriter("/etc/security/faillock.conf", separator=" = "),
+    "auditd": ConfigWriter("/etc/audit/auditd.conf", separator=" = "),
+    "login_defs": ConfigWriter("/etc/login.defs", separator="\t"),
+    "useradd": ConfigWriter("/etc/default/useradd", separator="="),
+    "rsyslog": ConfigWriter("/etc/rsyslog.d/60-golden-cis.conf", separator=" ", owned=True),
+    # chrony.conf reads conf.d/*.conf (confdir); 2.3.3.2's `user` goes to the same drop-in.
+    "chrony": ConfigWriter("/etc/chrony/conf.d/60-golden-cis.conf", separator=" ", owned=True),
+}
+
+# pam-auth-update profiles the baseline's PAM rules are written into: profile, priority, section,
+# control flag, module, and the rule's mode (the pam_faillock argument that tells its lines apart).
+PAM_PROFILES = (
+    ("golden-faillock-notify", 1024, "Auth", "requisite", "pam_faillock.so", "preauth"),
+    ("golden-faillock-notify", 1024, "Account", "required", "pam_faillock.so", ""),
+    ("golden-pwquality", 1024, "Password", "requisite", "pam_pwquality.so", ""),
+    ("golden-pwhistory", 512, "Password", "requisite", "pam_pwhistory.so", ""),
+    ("golden-unix", 256, "Auth", "[success=end default=ignore]", "pam_unix.so", ""),
+    ("golden-unix", 256, "Account", "[success=end new_authtok_reqd=done default=ignore]", "pam_unix.so", ""),
+    ("golden-unix", 256, "Session", "required", "pam_unix.so", ""),
+    ("golden-unix", 256, "Password", "[success=end default=ignore]", "pam_unix.so", ""),
+    ("golden-faillock", 0, "Auth", "[default=die]", "pam_faillock.so", "authfail"),
+)
+
+# Files the hardening writes that violation scenarios and checks name too (plan-meta.env GOLDEN_FILE_*).
+HARDENED_FILES = {
+    "sshd": "/etc/ssh/sshd_config.d/50-golden-cis.conf",
+    "grub_password": "/etc/grub.d/01_golden-password",
+    "aide_audit_tools": "/etc/aide/aide.conf.d/70_golden_cis_audit_tools",
+    "chrony": CONFIG_WRITERS["chrony"].file,
+    "record": "/etc/golden/hardening.json",
+}
+
+
+def table_rows():
+    """The tables the shell reads like plan rows: config writers, PAM profiles."""
+    rows = []
+    for source, w in CONFIG_WRITERS.items():
+        kind, form = ("dropin", w.section) if w.section else ("set_kv", w.separator.replace("\t", "\\t"))
+        rows.append((EMPTY, "config_writer", source, w.file, kind, form, "owned" if w.owned else ""))
+    rows.extend((EMPTY, "pam_profile", *map(str, p)) for p in PAM_PROFILES)
+    return rows
+
+
+def contract_meta():
+    """plan-meta.env entries both sides name once: the empty field, the login shells, shared files."""
+    meta = {"plan_empty": EMPTY, "login_shells": LOGIN_SHELLS}
+    meta.update({f"file_{name}": path for name, path in HARDENED_FILES.items()})
+    return meta
 
 
 def script_version(path=SCRIPT):
@@ -32,30 +130,47 @@ def script_version(path=SCRIPT):
 
 
 def resolve_script(version, work_dir, repo=ROOT):
-    """The hardening script to run: the working tree's, or a released one from git tag hardening-vX.Y.Z.
+    """The hardening driver to run: the working tree's, or a released one from git tag hardening-vX.Y.Z.
 
     Releasing a hardening version is tagging the commit: `git tag hardening-v1.1.0`. A spec pins an
-    earlier one with `hardening: {version: 1.0.0}` (the rollback path).
+    earlier one with `hardening: {version: 1.0.0}` (the rollback path). A released version is the
+    driver and its hardening/ directory (none before 1.2.0) as the tag holds them, under work_dir.
     """
-    script = os.path.join(repo, os.path.relpath(SCRIPT, ROOT))
+    rel = os.path.relpath(SCRIPT, ROOT)
+    script = os.path.join(repo, rel)
     current = script_version(script)
     if version in ("current", current):
         return script, current
     tag = f"{TAG_PREFIX}{version}"
-    rel = os.path.relpath(SCRIPT, ROOT)
-    proc = subprocess.run(["git", "-C", repo, "show", f"{tag}:{rel}"], capture_output=True, text=True)
+    proc = subprocess.run(["git", "-C", repo, "cat-file", "-e", f"{tag}:{rel}"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise GoldenError(f"hardening version {version} is not released: no git tag {tag} with {rel} "
                           f"({proc.stderr.strip() or 'git failed'})", field="hardening.version")
-    os.makedirs(work_dir, exist_ok=True)
-    path = os.path.join(work_dir, f"hardening-cis-{version}.sh")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(proc.stdout)
-    os.chmod(path, 0o755)
+    lib = os.path.relpath(LIBRARY, ROOT)
+    has_lib = subprocess.run(["git", "-C", repo, "cat-file", "-e", f"{tag}:{lib}"], capture_output=True).returncode == 0
+    dest = os.path.join(work_dir, f"hardening-{version}")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.makedirs(dest)
+    archive = subprocess.run(["git", "-C", repo, "archive", "--format=tar", tag, "--", rel, *([lib] if has_lib else [])],
+                             capture_output=True)
+    untar = subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, capture_output=True)
+    if archive.returncode != 0 or untar.returncode != 0:
+        raise GoldenError(f"could not extract hardening {version} from tag {tag}: "
+                          f"{(archive.stderr or untar.stderr).decode(errors='replace').strip()}", field="hardening.version")
+    path = os.path.join(dest, rel)
     found = script_version(path)
     if found != version:
         raise GoldenError(f"tag {tag} holds hardening version {found}, not {version}", field="hardening.version")
     return path, version
+
+
+def stage_library(script, provision_dir):
+    """Put the driver's hardening/ directory (if its version has one) into the files uploaded to the build VM."""
+    dest = os.path.join(provision_dir, "hardening")
+    shutil.rmtree(dest, ignore_errors=True)
+    lib = os.path.join(os.path.dirname(script), "hardening")
+    if os.path.isdir(lib):
+        shutil.copytree(lib, dest)
 
 
 def _clean(value):
@@ -76,10 +191,15 @@ def _flat_args(args):
 
 
 def _rows_for(cis_id, kind, value):
-    """Rows of the plan for one kind's value; each kind has one applier in hardening-cis.sh."""
+    """Rows of the plan for one kind's value; each kind has its applier, packer/scripts/hardening/appliers/KIND.sh."""
     if kind in ("sysctl", "sshd", "kernel_cmdline"):
         return [(cis_id, kind, key, expect.target(spec)) for key, spec in value.items()]
     if kind == "config":
+        for source in value:
+            if source not in CONFIG_WRITERS:
+                raise GoldenError(f"configuration source {source!r} has no writer in the hardening "
+                                  f"(pipeline/image/hardening.py CONFIG_WRITERS: {', '.join(CONFIG_WRITERS)})",
+                                  field=f"controls.{cis_id}.config.{source}")
         return [(cis_id, kind, source, key, expect.target(spec))
                 for source, settings in value.items() for key, spec in settings.items()]
     if kind in ("kernel_modules", "packages_absent", "packages_present", "services_enabled", "audit_rules"):
@@ -124,7 +244,7 @@ def plan_rows(baseline, role, level, skipped=None):
         for kind, value in values.items():
             rows.extend(_rows_for(rec.id, kind, value))
         if rec.assessment == "automated":
-            rows.append((rec.id, "control"))     # logic-shaped part, if any: a function in hardening-cis.sh
+            rows.append((rec.id, "control"))     # logic-shaped part, if any: a cis_* function in hardening/cis/
     for row in rows:
         for field in row:
             if field is None:
@@ -134,10 +254,17 @@ def plan_rows(baseline, role, level, skipped=None):
 
 
 def write_plan(directory, rows, meta):
+    """plan.tsv (the rows and the tables), plan-columns.tsv (PLAN_COLUMNS), plan-meta.env (meta and contract_meta())."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "plan.tsv"), "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write("\t".join(_clean(f) or "-" for f in row) + "\n")
+        for row in [*rows, *table_rows()]:
+            columns = PLAN_COLUMNS.get(row[1])
+            if columns is None or len(row) != 2 + len(columns):
+                raise GoldenError(f"plan row {row!r} does not match PLAN_COLUMNS[{row[1]!r}] = {columns}")
+            fh.write("\t".join(_clean(f) or EMPTY for f in row) + "\n")
+    with open(os.path.join(directory, "plan-columns.tsv"), "w", encoding="utf-8") as fh:
+        for kind, columns in PLAN_COLUMNS.items():
+            fh.write("\t".join((kind, "id", "kind", *columns)) + "\n")
     with open(os.path.join(directory, "plan-meta.env"), "w", encoding="utf-8") as fh:
-        for key, value in meta.items():
-            fh.write(f"GOLDEN_{key.upper()}='{_clean(value)}'\n")
+        for key, value in {**meta, **contract_meta()}.items():
+            fh.write(f"GOLDEN_{key.upper()}={shlex.quote(_clean(value))}\n")

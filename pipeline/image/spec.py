@@ -1,7 +1,11 @@
 """Image specs (`images/<name>.yaml`): what to build, for which role, with which agents.
 
-    spec = ImageSpec.load("images/golden-linux.yaml")
+    spec = ImageSpec.load("images/golden-bastion.yaml")    # `extends: golden-linux.yaml`
     spec.name, spec.role, spec.level, spec.base.suite, spec.agents
+
+A spec may `extends:` another (a path relative to it): mappings merge key by key, the extending
+spec's values win, a list replaces the inherited one, `KEY+: [...]` appends to it, `KEY: null`
+drops it. Errors name the file that holds the bad value; relative paths resolve from that file.
 """
 
 import os
@@ -10,6 +14,7 @@ from dataclasses import dataclass, field
 
 from pipeline import yamlsrc
 from pipeline.checks.baseline import Baseline
+from pipeline.errors import GoldenError
 from pipeline.paths import IMAGES_DIR
 from pipeline.store.version import NAME_RE
 
@@ -27,6 +32,106 @@ class BaseSpec:
     mirrors: list = field(default_factory=list)
     image: str | None = None   # an existing qcow2 instead of building one
     sha256: str | None = None
+    published: dict | None = None   # {"image": NAME, "channel": CHANNEL}: the store's image on that channel
+
+
+class LayeredDoc(yamlsrc.Doc):
+    """A spec merged with the specs it extends; errors and relative paths follow each value's own file.
+
+        doc = LayeredDoc.load("images/golden-bastion.yaml")
+        doc.error("bad", doc.data, "role").file      # the file that set role
+    """
+
+    def __init__(self, path, data, origins):
+        super().__init__(path, data)
+        self.origins = origins     # (id(container), key or None) -> file
+
+    def origin(self, container, key=None):
+        return self.origins.get((id(container), key)) or self.origins.get((id(container), None)) or self.path
+
+    def here(self, container, key=None):
+        return os.path.dirname(os.path.abspath(self.origin(container, key)))
+
+    def error(self, reason, container=None, key=None, field=None):
+        line = self.line(container, key) if container is not None else None
+        file = self.origin(container, key) if container is not None else self.path
+        return GoldenError(reason, file=file, line=line, field=field)
+
+    @classmethod
+    def load(cls, path, _chain=()):
+        path = os.path.abspath(path)
+        doc = yamlsrc.load(path)
+        origins = {}
+        _claim(doc.data, path, origins)
+        if not isinstance(doc.data, dict) or "extends" not in doc.data:
+            return cls(path, doc.data, origins)
+        parent_rel = doc.data["extends"]
+        if not isinstance(parent_rel, str) or not parent_rel:
+            raise doc.error("must be the path of another image spec (relative to this one)", doc.data, "extends",
+                            field="extends")
+        parent_path = os.path.normpath(os.path.join(os.path.dirname(path), parent_rel))
+        if parent_path in (*_chain, path):
+            cycle = " -> ".join(os.path.basename(p) for p in (*_chain, path, parent_path))
+            raise doc.error(f"extends makes a cycle: {cycle}", doc.data, "extends", field="extends")
+        if not os.path.isfile(parent_path):
+            raise doc.error(f"extended spec not found: {parent_path}", doc.data, "extends", field="extends")
+        parent = cls.load(parent_path, (*_chain, path))
+        origins.update(parent.origins)
+        child = yamlsrc.LineDict((k, v) for k, v in doc.data.items() if k != "extends")
+        child.line, child.lines = doc.data.line, doc.data.lines
+        origins[(id(child), None)] = path
+        for k in child:
+            origins[(id(child), k)] = path
+        return cls(path, _merge(parent.data, child, origins, doc, ""), origins)
+
+
+def _claim(node, path, origins):
+    """Record `path` as the file of every container (and mapping key) under node."""
+    if isinstance(node, dict):
+        origins[(id(node), None)] = path
+        for k, v in node.items():
+            origins[(id(node), k)] = path
+            _claim(v, path, origins)
+    elif isinstance(node, list):
+        origins[(id(node), None)] = path
+        for v in node:
+            _claim(v, path, origins)
+
+
+def _merge(parent, child, origins, doc, prefix):
+    """The child mapping over the parent one: mappings merge (`KEY!` replaces one whole), lists replace
+    (`KEY+` appends), null drops."""
+    out = yamlsrc.LineDict(parent)
+    out.line, out.lines = parent.line, dict(parent.lines)
+    for k in parent:
+        origins[(id(out), k)] = origins.get((id(parent), k))
+    origins[(id(out), None)] = origins.get((id(child), None))
+    for key, value in child.items():
+        name = f"{prefix}{key}"
+        written = key
+        replace = isinstance(key, str) and key.endswith("!")
+        if replace:
+            key = key[:-1]
+        if isinstance(key, str) and key.endswith("+"):
+            base_key = key[:-1]
+            inherited = parent.get(base_key, [])
+            if not isinstance(value, list) or not isinstance(inherited, list):
+                raise doc.error(f"`{key}` appends a list to an inherited list", child, key, field=name)
+            merged = yamlsrc.LineList([*inherited, *value])
+            merged.line = getattr(value, "line", None)
+            merged.lines = {}
+            origins[(id(merged), None)] = origins.get((id(child), key))
+            key, value = base_key, merged
+        elif not replace and isinstance(value, dict) and isinstance(parent.get(key), dict):
+            value = _merge(parent[key], value, origins, doc, f"{name}.")
+        if value is None:
+            out.pop(key, None)
+            continue
+        out[key] = value
+        written = written if written in child.lines else f"{key}+"
+        out.lines[key] = child.lines.get(written)
+        origins[(id(out), key)] = origins.get((id(child), written)) or origins.get((id(child), key))
+    return out
 
 
 @dataclass
@@ -52,13 +157,13 @@ class ImageSpec:
     customize: list            # absolute paths of extra provisioning scripts, run after hardening
     allowed: dict = field(default_factory=dict)  # listening / services / packages allowlists (globs)
     feeds: dict = field(default_factory=dict)   # feed kind -> [path or URL]
-    scan_policy: str | None = None              # scan policy file (default: pipeline/scan-policy.yaml)
+    scan_policy: str | None = None              # scan policy file (default: pipeline/supply/scan-policy.yaml)
+    releases: dict = field(default_factory=dict)  # target -> its settings (aws: AwsTarget, vsphere: VsphereTarget)
 
     @classmethod
     def load(cls, path, baseline=None):
         baseline = baseline or Baseline.load()
-        doc = yamlsrc.load(path)
-        here = os.path.dirname(os.path.abspath(path))
+        doc = LayeredDoc.load(path)
         top = yamlsrc.Fields(doc, doc.data)
         name = top.get("name", str, required=True,
                        check=lambda v: None if NAME_RE.match(v) else
@@ -69,7 +174,7 @@ class ImageSpec:
                        f"unknown role {v!r} (roles of {os.path.basename(baseline.path)}: {', '.join(baseline.roles)})")
         level = top.get("level", int, default=baseline.level_for(role),
                         check=lambda v: None if v in (1, 2) else "must be 1 or 2")
-        base = _base(doc, top.sub("base", required=True), here, path)
+        base = _base(doc, top.sub("base", required=True))
         targets = top.get("targets", list, default=["qemu"],
                           check=lambda v: next((f"unknown target {t!r} (known: {', '.join(TARGETS)})"
                                                 for t in v if t not in TARGETS), None))
@@ -84,24 +189,45 @@ class ImageSpec:
                                                   check=lambda v: None if HARDENING_VERSION_RE.match(v)
                                                   else "must be `current` or a version such as 1.0.0"))
             hardening.done()
-        feeds, scan_policy = _scan(doc, top.sub("scan"), here)
-        allowed = _allowed(doc, top.sub("allowed"), here)
+        feeds, scan_policy = _scan(doc, top.sub("scan"))
+        allowed = _allowed(doc, top.sub("allowed"))
         customize = []
         for i, script in enumerate(top.get("customize", list, default=[])):
-            full = os.path.normpath(os.path.join(here, str(script)))
+            full = os.path.normpath(os.path.join(doc.here(doc.data["customize"]), str(script)))
             if not os.path.isfile(full):
                 raise doc.error(f"script not found: {full}", doc.data["customize"], i, field=f"customize[{i}]")
             customize.append(full)
+        releases = _releases(top, doc)
         top.done()
         return cls(os.path.abspath(path), name, description, role, level, base, targets, agents,
-                   time_servers, hardening_version, customize, allowed, feeds, scan_policy)
+                   time_servers, hardening_version, customize, allowed, feeds, scan_policy, releases)
 
 
-def _base(doc, f, here, path):
-    b = BaseSpec(source=path, line=doc.line(f.mapping))
+def _releases(top, doc):
+    """`aws:` and `vsphere:`: where `golden release` puts the tested bytes, validated by the target's own
+    module (so a wrong region or a public launch permission is refused before anything is built)."""
+    from pipeline.release import aws, vsphere
+    out = {}
+    for key, module in (("aws", aws), ("vsphere", vsphere)):
+        raw = top.get(key, dict)
+        if raw is not None:
+            out[key] = module.settings(raw, doc.origin(raw))
+    return out
+
+
+def _base(doc, f):
+    b = BaseSpec(source=doc.origin(f.mapping), line=doc.line(f.mapping))
     image = f.get("image", str)
-    if image is not None:
-        b.image = os.path.normpath(os.path.join(here, os.path.expanduser(image)))
+    channel = f.get("channel", str, check=lambda v: None if NAME_RE.match(v) else
+                    "must be a channel name (lowercase letters, digits and hyphens)")
+    if channel is not None:
+        # The image published as NAME on CHANNEL in the store; pipeline/image/base.py resolves it.
+        f.get("image", str, required=True, check=lambda v: None if NAME_RE.match(v) else
+              "with channel, must be the name of a published image (e.g. linux), not a file")
+        b.published = {"image": image, "channel": channel}
+        b.line = doc.line(f.mapping, "channel")
+    elif image is not None:
+        b.image = os.path.normpath(os.path.join(doc.here(f.mapping, "image"), os.path.expanduser(image)))
         b.sha256 = f.get("sha256", str, required=True,
                          check=lambda v: None if SHA256_RE.match(v) else "must be 64 lowercase hex digits")
         b.line = doc.line(f.mapping, "image")
@@ -115,7 +241,7 @@ def _base(doc, f, here, path):
     return b
 
 
-def _allowed(doc, f, here):
+def _allowed(doc, f):
     """allowed: {listening: [tcp/22, udp/323@127.0.0.1], services: [globs], packages: [globs] or FILE}."""
     out = {"listening": None, "services": None, "packages": None}
     if f is None:
@@ -127,7 +253,7 @@ def _allowed(doc, f, here):
     out["services"] = f.get("services", list, check=strings)
     packages = f.get("packages", (list, str))
     if isinstance(packages, str):
-        path = os.path.normpath(os.path.join(here, packages))
+        path = os.path.normpath(os.path.join(doc.here(f.mapping, "packages"), packages))
         if not os.path.isfile(path):
             raise f.error("packages", f"package allowlist not found: {path}")
         with open(path, encoding="utf-8") as fh:
@@ -137,7 +263,7 @@ def _allowed(doc, f, here):
     return out
 
 
-def _scan(doc, f, here):
+def _scan(doc, f):
     """scan: {feeds: {debian-tracker: [...], osv: [...]}, policy: FILE}; paths are relative to the spec."""
     if f is None:
         return {}, None
@@ -151,7 +277,7 @@ def _scan(doc, f, here):
             if "://" in loc:
                 resolved.append(loc)
                 continue
-            full = os.path.normpath(os.path.join(here, loc))
+            full = os.path.normpath(os.path.join(doc.here(raw.mapping[kind]), loc))
             if not os.path.exists(full):
                 raise doc.error(f"feed not found: {full}", raw.mapping[kind], j, field=f"scan.feeds.{kind}[{j}]")
             resolved.append(full)
@@ -162,7 +288,7 @@ def _scan(doc, f, here):
         raise f.error("feeds", "must name at least one feed (debian-tracker or osv)")
     policy = f.get("policy", str)
     if policy is not None:
-        policy = os.path.normpath(os.path.join(here, policy))
+        policy = os.path.normpath(os.path.join(doc.here(f.mapping, "policy"), policy))
         if not os.path.isfile(policy):
             raise f.error("policy", f"policy file not found: {policy}")
     f.done()
