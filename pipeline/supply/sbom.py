@@ -160,7 +160,8 @@ def validate_sbom(doc, file=SBOM_FILE):
 
 def packages_in(doc):
     """(binaries, sources) of an SBOM dict: lists of {name, version, purl, bom-ref}; binaries carry `source`."""
-    comps = {c["bom-ref"]: c for c in doc.get("components", [])}
+    # bom-ref is optional in CycloneDX; a component without one takes part in no dependency
+    comps = {c.get("bom-ref") or f"#component-{i}": c for i, c in enumerate(doc.get("components", []))}
     source_of = {}
     for dep in doc.get("dependencies", []):
         for ref in dep.get("dependsOn", []):

@@ -59,8 +59,9 @@ from debian.debian_support import Version
 from pipeline import yamlsrc
 from pipeline.errors import GoldenError
 from pipeline.supply.feeds import load_feeds  # noqa: F401  (re-exported: scan's callers load feeds from here)
-from pipeline.supply.sbom import SBOM_FILE, packages_in
-from pipeline.util import read_json, write_json_atomic
+from pipeline.supply.packages import image_of, load_index, sources_of
+from pipeline.supply.sbom import SBOM_FILE
+from pipeline.util import write_json_atomic
 
 STATES = ("fixed-available", "open", "undetermined", "will-not-fix", "unimportant", "not-affected")
 URGENCIES = ("unimportant", "low", "medium", "high")
@@ -122,7 +123,7 @@ class Policy:
 
 
 def load_policy(path=None, *, now=None):
-    """The scan policy: the file at `path` over pipeline/scan-policy.yaml (keys it omits keep the default)."""
+    """The scan policy: the file at `path` over pipeline/supply/scan-policy.yaml (keys it omits keep the default)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     default = _parse_policy(yamlsrc.load(DEFAULT_POLICY), None, now)
     return default if path is None else _parse_policy(yamlsrc.load(path), default, now)
@@ -366,37 +367,11 @@ class ScanResult:
                 "policy": self.policy, "findings": self.findings}
 
 
-def _image(doc):
-    comp = (doc.get("metadata") or {}).get("component") or {}
-    props = {p["name"]: p.get("value") for p in comp.get("properties", [])}
-    sha = next((h["content"] for h in comp.get("hashes", []) if h.get("alg") == "SHA-256"), None)
-    distro = props.get("golden:distro", "debian-12")
-    return {"name": comp.get("name"), "version": comp.get("version"), "sha256": sha, "distro": distro,
-            "release": props.get("golden:codename", "bookworm"),
-            "ecosystem": "Debian:" + distro.rsplit("-", 1)[-1]}
-
-
-def _sources(doc):
-    binaries, sources = packages_in(doc)
-    by_ref = {s["bom-ref"]: dict(s, binaries=[], tracked=_tracked_as(s["name"], s["version"])) for s in sources}
-    for b in binaries:
-        if b["source"] and b["source"]["bom-ref"] in by_ref:
-            by_ref[b["source"]["bom-ref"]]["binaries"].append(b["name"])
-    return list(by_ref.values())
-
-
-def _tracked_as(name, version):
-    """The (name, version) under which the feeds track a source package (see the kernel note above)."""
-    if name.startswith("linux-signed-"):
-        return "linux", re.sub(r"^([^+]*)\+", r"\1-", version, count=1)
-    return name, version
-
-
 def scan(sbom_doc, feeds, policy, now=None):
     """Match, classify and decide: a ScanResult whose `decision` is "pass" or "fail" with reasons."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    image = _image(sbom_doc)
-    sources = _sources(sbom_doc)
+    image = image_of(sbom_doc)
+    sources = sources_of(sbom_doc)
     reasons, warnings = [], []
     if not sources:
         reasons.append("the SBOM lists no source package: nothing was scanned")
@@ -549,23 +524,28 @@ def write_scan(run, result):
 
 
 def affected_images(store, feeds, cve_id):
-    """Every published image and whether it ships a package affected by `cve_id` (from its stored SBOM)."""
-    known = any(cve_id in issues for issues in feeds.tracker.values()) or any(
-        cve_id in _cves(rec) for entries in feeds.osv.values() for rec, _ in entries)
-    if not known:
+    """Every published image and whether it ships a package affected by `cve_id`, from each image's
+    stored package index (its SBOM's source packages): only the packages the feeds name for the CVE
+    are matched, so a thousand images cost a thousand small reads."""
+    named = {pkg for pkg, issues in feeds.tracker.items() if cve_id in issues}
+    named |= {pkg for (_, pkg), entries in feeds.osv.items() if any(cve_id in _cves(rec) for rec, _ in entries)}
+    if not named:
         raise GoldenError(f"{cve_id} is in none of the loaded feeds", field="cve")
     now = dt.datetime.now(dt.timezone.utc)
+    images = store.index()["images"]
     out = []
     for version in store.versions():
-        entry = store.entry(version)
-        path = os.path.join(store.root, "images", version, SBOM_FILE)
-        row = {"version": version, "sha256": entry.get("sha256"), "sbom": path, "packages": []}
-        if not os.path.exists(path):
+        entry = images[version]
+        directory = os.path.join(store.root, "images", version)
+        row = {"version": version, "sha256": entry.get("sha256"), "sbom": os.path.join(directory, SBOM_FILE),
+               "packages": []}
+        index = load_index(directory)
+        if index is None:
             out.append(dict(row, verdict="unknown", reason="no SBOM stored with this image"))
             continue
-        doc = read_json(path, "SBOM")
-        image = _image(doc)
-        hits = match(_sources(doc), feeds, release=image["release"], ecosystem=image["ecosystem"], now=now,
+        image = index["image"]
+        sources = [s for s in index["sources"] if s["tracked"][0] in named]
+        hits = match(sources, feeds, release=image["release"], ecosystem=image["ecosystem"], now=now,
                      only_cve=cve_id)
         row["packages"] = [{k: f[k] for k in ("package", "version", "binaries", "state", "urgency", "fixed_version")}
                            for f in hits]
