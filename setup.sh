@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES="packer qemu-system-x86 qemu-utils mmdebstrap xorriso e2fsprogs fdisk util-linux mount
  git openssh-client python3 python3-venv ca-certificates debian-archive-keyring chrony
- shellcheck prometheus golang-go golang-github-vmware-govmomi-dev chromium"
+ shellcheck prometheus golang-go golang-github-vmware-govmomi-dev chromium openssh-server"
 
 missing=""
 for pkg in $APT_PACKAGES; do

@@ -11,9 +11,9 @@ says no), and raises GoldenError when it could not run (which stops the stages a
 | --- | --- |
 | base | run.json's base (the cached base image and its sha256) |
 | build | artifact.json, the candidate qcow2, packer.log, build-console.log |
-| hygiene | junit-hygiene.xml, hygiene.json |
+| hygiene | junit-hygiene.xml, hygiene.json, expected-hygiene.json (a new attempt starts here) |
 | boot | boot/boot.json (the VM stays up for the next stages) |
-| test | junit.xml, test.json, exceptions.json, pytest.log |
+| test | junit.xml, test.json, expected-tests.json, exceptions.json, pytest.log |
 | reboot | junit-reboot.xml, reboot.json (the VM stops after it; the artifact digest is checked) |
 | sbom | sbom.cdx.json |
 | scan | scan.json, scan.cdx.json |
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from pipeline.checks.baseline import Baseline
 from pipeline.errors import GoldenError
-from pipeline.evidence import report
+from pipeline.evidence import attempt, report
 from pipeline.evidence.gate import decide
 from pipeline.evidence.rundir import Run
 from pipeline.evidence.suite import hygiene, reboot_check, run_suite
@@ -67,8 +67,9 @@ class Context:
 
 
 def _base(ctx):
-    base = ensure_base(ctx.spec.base, ctx.cache_dir, ctx.log)
-    ctx.run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin})
+    base = ensure_base(ctx.spec.base, ctx.cache_dir, ctx.log, store=ctx.store)
+    ctx.run.update_meta(base={"path": base.path, "sha256": base.sha256, "origin": base.origin,
+                              **{k: base.info[k] for k in ("version", "channel") if k in base.info}})
     ctx.results["base"] = base
 
 
@@ -83,17 +84,20 @@ def _hygiene(ctx):
 
 def _boot(ctx):
     ctx.cand = ctx.vm.enter_context(booted(ctx.run.artifact, ctx.run.path("boot"), cache_dir=ctx.cache_dir,
-                                           log=ctx.log))
+                                           log=ctx.log, attempt=ctx.run.attempt))
 
 
 def _test(ctx):
+    vm = ctx.cand.vm
     result = run_suite(ctx.run, ctx.cand.hostspec, ctx.spec, ctx.log, ctx.workers, extra_args=ctx.extra_args,
-                       exception_paths=ctx.exception_paths)
+                       exception_paths=ctx.exception_paths, alive=lambda: vm.alive)
     ctx.results["test"] = result
+    vm.check_alive("during the suite")
     return result["exit_code"] == 0
 
 
 def _reboot(ctx):
+    ctx.cand.vm.check_alive("before the reboot")
     return reboot_check(ctx.run, ctx.cand, ctx.log)
 
 
@@ -165,6 +169,8 @@ def run_stages(ctx, names):
     if unknown:
         raise GoldenError(f"unknown stage(s) {', '.join(sorted(unknown))} (stages: {', '.join(NAMES)})")
     last_vm = max((i for i, s in enumerate(chosen) if s.vm), default=None)
+    if set(names) & set(TEST):
+        attempt.start(ctx.run)      # the earlier attempt's evidence is moved aside before anything is written
     passed = True
     try:
         for i, stage in enumerate(chosen):
@@ -182,8 +188,8 @@ def run_stages(ctx, names):
 
 def new_run(ctx, runs_root):
     """Preflight, then allocate the run directory (the version) for ctx.spec."""
-    ctx.skipped = preflight(ctx.spec, ctx.cache_dir, ctx.exception_paths)
-    ctx.run = Run.create(runs_root, ctx.spec, taken=ctx.store.versions())
+    ctx.skipped = preflight(ctx.spec, ctx.cache_dir, ctx.exception_paths, ctx.store)
+    ctx.run = Run.create(runs_root, ctx.spec, taken=ctx.store.taken())
     ctx.log(f"run {ctx.run.version} in {ctx.run.dir}"
             + (f" (emergency rebuild for {ctx.emergency})" if ctx.emergency else ""))
     return ctx.run
