@@ -70,7 +70,10 @@ class Run:
             except FileExistsError:      # another build of the same day got there first
                 taken.add(str(version))
         run = cls(os.path.join(runs_root, str(version)))
+        rel = os.path.relpath(spec.path, ROOT)
         run.update_meta(version=str(version), spec=spec.path, image=spec.name, role=spec.role, level=spec.level,
+                        # a checkout elsewhere (a CI runner's, the timer's) finds the spec by this
+                        **({"spec_in_repository": rel} if not rel.startswith("..") else {}),
                         commit=git_commit(), created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
         return run
 

@@ -20,6 +20,7 @@ from pipeline.store.version import NAME_RE
 
 TARGETS = ("qemu", "amazon-ebs")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+DEFAULT_CADENCE_DAYS = 7         # the planned cadence: weekly unless the spec says otherwise
 HARDENING_VERSION_RE = re.compile(r"^(current|\d+\.\d+\.\d+)$")
 
 
@@ -159,6 +160,7 @@ class ImageSpec:
     feeds: dict = field(default_factory=dict)   # feed kind -> [path or URL]
     scan_policy: str | None = None              # scan policy file (default: pipeline/supply/scan-policy.yaml)
     releases: dict = field(default_factory=dict)  # target -> its settings (aws: AwsTarget, vsphere: VsphereTarget)
+    cadence_days: int = DEFAULT_CADENCE_DAYS    # a planned rebuild is due when the newest image is older
 
     @classmethod
     def load(cls, path, baseline=None):
@@ -198,9 +200,15 @@ class ImageSpec:
                 raise doc.error(f"script not found: {full}", doc.data["customize"], i, field=f"customize[{i}]")
             customize.append(full)
         releases = _releases(top, doc)
+        rebuild = top.sub("rebuild")
+        cadence_days = DEFAULT_CADENCE_DAYS
+        if rebuild:
+            cadence_days = rebuild.get("cadence_days", int, default=DEFAULT_CADENCE_DAYS,
+                                       check=lambda v: None if 1 <= v <= 90 else "must be 1 to 90 days")
+            rebuild.done()
         top.done()
         return cls(os.path.abspath(path), name, description, role, level, base, targets, agents,
-                   time_servers, hardening_version, customize, allowed, feeds, scan_policy, releases)
+                   time_servers, hardening_version, customize, allowed, feeds, scan_policy, releases, cadence_days)
 
 
 def _releases(top, doc):
