@@ -90,7 +90,7 @@ def test_a_candidate_that_locks_itself_out_fails_the_reboot_check(published, tmp
     and the console shows the second boot got as far as starting sshd (the lock-out, not a broken
     boot, is what failed it)."""
     _, image, _ = published
-    run = type("Run", (), {"path": lambda self, name: str(tmp_path / name)})()
+    run = type("Run", (), {"path": lambda self, name: str(tmp_path / name), "attempt": "lock-out"})()
     logged = []
     with booted(image, tmp_path / "boot", cache_dir=e2e_dirs["cache"], log=logged.append) as cand:
         cand.vm.run(f"sudo sh -c {shlex.quote(LOCK_OUT)}")
