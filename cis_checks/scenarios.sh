@@ -14,12 +14,14 @@ violating() {
         || { echo "CIS $GOLDEN_SCENARIO: the baseline gives no violating value of $1" >&2; return 1; }
 }
 
-# sshd_option KEYWORD VALUE: a drop-in that sorts before the hardening's own, so it wins (one file
-# per scenario; a scenario may set several keywords). Mode 0600, as CIS 5.1.1 asks of drop-ins, so
-# it breaks only the keyword's control.
+# sshd_option KEYWORD VALUE: a drop-in whose value wins over the hardening's own (one file per
+# scenario; a scenario may set several keywords). sshd keeps the first value of a keyword, so the
+# drop-in sorts before 50-golden-cis.conf; of MaxStartups it keeps the last, so that one sorts after.
+# Mode 0600, as CIS 5.1.1 asks of drop-ins, so it breaks only the keyword's control.
 sshd_option() {
     given "$1" "$2"
-    f=/etc/ssh/sshd_config.d/01-violation-${GOLDEN_SCENARIO}.conf
+    case $1 in [Mm]ax[Ss]tartups) order=99 ;; *) order=01 ;; esac
+    f=/etc/ssh/sshd_config.d/${order}-violation-${GOLDEN_SCENARIO}.conf
     [ -e "$f" ] || install -m 0600 /dev/null "$f"
     printf '%s %s\n' "$1" "$2" >> "$f"
 }
