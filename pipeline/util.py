@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,3 +69,15 @@ class Progress:
     def __call__(self, message):
         self.stream.write(f"[{self.stage} {time.monotonic() - self.t0:6.1f}s] {message}\n")
         self.stream.flush()
+
+
+def stop_process(proc, grace=10):
+    """Stop a child: SIGTERM, then SIGKILL if it is still there after `grace` seconds; reaped either way."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from pipeline.errors import GoldenError
-from pipeline.util import require_tool
+from pipeline.util import require_tool, stop_process
 from pipeline.vm.qemu import set_death_signal
 
 
@@ -64,12 +64,7 @@ def mounted_root(image):
     finally:
         if mounted:
             subprocess.run(["umount", root], capture_output=True)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 
+from pipeline.util import stop_process
 from pipeline.vm.qemu import set_death_signal
 
 CONF = """\
@@ -68,10 +69,4 @@ def host_ntp_server(workdir, log):
             log("NTP: chronyd serves the host clock on 127.0.0.1:123 (10.0.2.2 for the guest)")
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)

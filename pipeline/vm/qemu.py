@@ -20,7 +20,7 @@ import time
 import paramiko
 
 from pipeline.errors import GoldenError
-from pipeline.util import require_tool
+from pipeline.util import require_tool, stop_process
 
 QEMU = "qemu-system-x86_64"
 PROBE_SECONDS = 25
@@ -282,13 +282,8 @@ class VM:
         if self._ssh:
             self._ssh.close()
             self._ssh = None
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc, grace=15)
         _running.discard(self)
         if os.path.exists(self.overlay):
             os.unlink(self.overlay)
