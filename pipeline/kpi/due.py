@@ -69,6 +69,13 @@ def due(store, feeds, now=None, urgency="high"):
     by_image = {}
     for version, entry in index["images"].items():
         by_image.setdefault(entry.get("image") or Version.parse(version).name, []).append(version)
+    fixes = {}          # version -> its fixable findings, matched once for the planned and the emergency pass
+
+    def fixable(version):
+        if version not in fixes:
+            fixes[version] = _fixes(store, version, feeds, now)
+        return fixes[version]
+
     rows = []
     for image in sorted(by_image):
         version = _newest_usable(store, index, by_image[image], now)
@@ -96,7 +103,7 @@ def due(store, feeds, now=None, urgency="high"):
         if why:
             row["reasons"].append(f"{version} {why}")
         row["fixes"] = [{k: f[k] for k in ("id", "package", "version", "fixed_version", "urgency")}
-                        for f in _fixes(store, version, feeds, now)]
+                        for f in fixable(version)]
         if row["fixes"]:
             named = ", ".join(sorted({f["id"] for f in row["fixes"]})[:FIXES_LISTED])
             row["reasons"].append(f"fixes in the feeds for {len(row['fixes'])} finding(s) it carries ({named})")
@@ -105,7 +112,7 @@ def due(store, feeds, now=None, urgency="high"):
             continue
         image = index["images"][version].get("image") or Version.parse(version).name
         row = next(r for r in rows if r["image"] == image)
-        for f in _fixes(store, version, feeds, now):
+        for f in fixable(version):
             if policy.rank(f["urgency"]) >= threshold:
                 row["emergency"].append({"cve": f["id"], "package": f["package"], "version": version,
                                          "fixed_version": f["fixed_version"], "urgency": f["urgency"],

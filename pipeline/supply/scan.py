@@ -59,6 +59,7 @@ from debian.debian_support import Version
 from pipeline import yamlsrc
 from pipeline.errors import GoldenError
 from pipeline.supply.feeds import load_feeds  # noqa: F401  (re-exported: scan's callers load feeds from here)
+from pipeline.store.version import Version as ImageVersion
 from pipeline.supply.packages import image_of, load_index, sources_of
 from pipeline.supply.sbom import SBOM_FILE
 from pipeline.util import write_json_atomic
@@ -532,9 +533,9 @@ def affected_images(store, feeds, cve_id):
     if not named:
         raise GoldenError(f"{cve_id} is in none of the loaded feeds", field="cve")
     now = dt.datetime.now(dt.timezone.utc)
-    images = store.index()["images"]
+    images = store.index()["images"]      # read once: a thousand versions, one index
     out = []
-    for version in store.versions():
+    for version in sorted(images, key=ImageVersion.sort_key):
         entry = images[version]
         directory = os.path.join(store.root, "images", version)
         row = {"version": version, "sha256": entry.get("sha256"), "sbom": os.path.join(directory, SBOM_FILE),
