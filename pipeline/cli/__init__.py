@@ -12,10 +12,10 @@ import signal
 import sys
 
 from pipeline import __version__
-from pipeline.cli import candidate, checks, common, kpi, release, store, supply
+from pipeline.cli import candidate, checks, common, fleet, kpi, release, store, supply
 from pipeline.errors import GoldenError
 
-GROUPS = (candidate, supply, store, release, kpi, checks)
+GROUPS = (candidate, supply, store, release, fleet, kpi, checks)
 
 
 def build_parser():
