@@ -122,3 +122,11 @@ def test_the_fleet_store_recomputes_versions_and_rejects_bad_names_and_records(f
         fleets.load("broken")
     with pytest.raises(GoldenError, match="no host 'app-9'"):
         f.host("app-9")
+
+
+def test_an_emergency_rollout_needs_a_published_fix_of_its_cve(fleet, capsys):
+    store, fleets, _, v2 = fleet
+    before = json.load(open(fleets.path("app")))
+    assert rollout(store, fleets, "--to", v2, "--emergency", "CVE-2099-0001") == 2
+    err = capsys.readouterr().err
+    assert f"{v2} is not a published fix of CVE-2099-0001" in err and untouched(fleets, before)

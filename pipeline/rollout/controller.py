@@ -66,6 +66,8 @@ class Controller:
             if self.store.entry(version).get("image") != fleet.image:
                 raise GoldenError(f"{version} is an image of {self.store.entry(version).get('image')!r}; "
                                   f"fleet {name} runs {fleet.image!r}", field="version")
+            if emergency:
+                _check_fix(self.store, emergency, version)
             p = self.plan(name, version, policy, emergency)
             if not p.waves:
                 self.log(f"every host of {name} already runs {version}")
@@ -127,6 +129,10 @@ class Controller:
                 self._forward(state, rid, policy, engine)
                 state.update(rid, phase=DONE, result=COMPLETED, finished_at=now_iso())
                 self.log(f"rollout {rid} completed: every host of {r['fleet']} runs {r['to_version']}")
+                if r["emergency"]:
+                    from pipeline.kpi import emergencies
+                    emergencies.note_rolled_out(self.store, r["emergency"], r["fleet"], r["to_version"],
+                                                at=state.get(rid)["finished_at"])
             except RolledBack as back:
                 state.update(rid, phase=ROLLBACK, reason=str(back), failure=back.failure)
                 self.log(f"ROLLING BACK: {back}")
@@ -313,6 +319,17 @@ class Controller:
         record["dir"] = d
         write_report(record)
         return record
+
+
+def _check_fix(store, cve, version):
+    """An emergency rollout carries a fix the emergency ledger knows (from `golden run --emergency CVE`)."""
+    from pipeline.kpi import emergencies
+    ledger = emergencies.load(store, cve) or {"phases": []}
+    fixes = {p.get("version") for p in ledger["phases"] if p["phase"] == "published"}
+    if version not in fixes:
+        raise GoldenError(f"{version} is not a published fix of {cve} (published fixes: "
+                          f"{', '.join(sorted(f for f in fixes if f)) or 'none'}; build one with "
+                          f"`golden run --emergency {cve}`)", field="--emergency")
 
 
 def _failure(wave, result):
