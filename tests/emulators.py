@@ -1,19 +1,25 @@
 """Real emulators over HTTP for the release tests: moto in server mode, govmomi's vCenter simulator.
 
     with moto_server() as url: boto3.client("ec2", endpoint_url=url, region_name="eu-west-1")
+    point_boto3_at(monkeypatch, url, "eu-west-1")              # or through boto3's own environment
     with vcsim() as sim: sim.url, sim.user, sim.password   # https://127.0.0.1:PORT/sdk
 
 Both run as subprocesses on a free port of 127.0.0.1 and are stopped when the block ends.
+
+    with cutting_proxy(port) as proxy: ...   # 127.0.0.1:proxy.port relays to port, cuts long uploads off
 """
 
 import contextlib
 import hashlib
 import os
+import select
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -80,6 +86,16 @@ def moto_server(env=None):
             yield url
 
 
+def point_boto3_at(monkeypatch, url, region, reset=True):
+    """boto3's own environment (endpoint, test credentials, region) set to the moto at `url`, its state reset."""
+    if reset:
+        urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"))
+    for key, value in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": region}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
 def vcsim_binary():
     """The simulator built once from tests/data/vcsim/main.go (GOPATH mode, Debian's govmomi), cached by its sha256."""
     if not shutil.which("go") or not os.path.isdir(os.path.join(GOPATH, "src", "github.com", "vmware", "govmomi")):
@@ -141,3 +157,67 @@ def published_store(root, version, disk):
         "version": version, "image": "linux", "file": f"images/{version}/{version}.qcow2", "sha256": digest,
         "size": os.path.getsize(image), "gate": f"images/{version}/gate.json"}}})
     return Store(root)
+
+
+def random_qcow2(path, written=1 << 20):
+    """A 3 MiB qcow2 whose first `written` bytes are random: its streamOptimized VMDK stays that large."""
+    raw = path + ".raw"
+    with open(raw, "wb") as fh:
+        fh.write(os.urandom(written))
+        fh.truncate(3 << 20)
+    subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, path], check=True)
+    os.unlink(raw)
+    return path
+
+
+@dataclass
+class Proxy:
+    port: int
+    cuts: int = 0               # connections it cut off
+
+
+@contextlib.contextmanager
+def cutting_proxy(port, cut_after=128 << 10):
+    """A TCP relay on 127.0.0.1 to `port` that resets a connection once its client has sent `cut_after` bytes
+    with no answer in between: requests and their answers pass, an upload is dropped mid-stream."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    proxy = Proxy(listener.getsockname()[1])
+    stop = threading.Event()
+
+    def relay(client):
+        with client, socket.create_connection(("127.0.0.1", port)) as server:
+            unanswered = 0
+            while not stop.is_set():
+                for sock in select.select([client, server], [], [], 0.2)[0]:
+                    data = sock.recv(1 << 16)
+                    if not data:
+                        return
+                    if sock is server:
+                        unanswered = 0
+                        client.sendall(data)
+                        continue
+                    unanswered += len(data)
+                    if unanswered > cut_after:
+                        proxy.cuts += 1
+                        # linger 0: close() sends a reset, as a dropped network path or a killed peer does
+                        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        return
+                    server.sendall(data)
+
+    def serve():
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=relay, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

@@ -8,7 +8,9 @@ import tempfile
 import time
 
 from pipeline import stages
+from pipeline.cli import release
 from pipeline.cli.common import add, load_spec, open_run, run_spec
+from pipeline.errors import GoldenError
 from pipeline.store.store import Store
 from pipeline.util import Progress
 
@@ -92,6 +94,11 @@ def cmd_gate(args):
 
 def cmd_publish(args):
     from pipeline.supply.attest import signing_key
+    if args.target or args.target_args:
+        return release.publish_to_target(args)      # golden publish --target aws|vsphere VERSION
+    if not args.run:
+        raise GoldenError("give --run RUN (a run's candidate into the store) or --target TARGET VERSION",
+                          field="--run")
     run = open_run(args)
     _, public = signing_key(args.cache, create=False)    # publishing trusts a key, it never makes one
     entry = Store(args.store).publish(run, Progress("publish"), public_key=public)
@@ -121,6 +128,9 @@ def register(sub, p):
     sp.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
     sp = add(sub, "gate", cmd_gate, "decide pass/fail from a run's evidence; writes gate.json", [p.common, p.run])
     sp.add_argument("--as-of", metavar="YYYY-MM-DD", help="judge exception expiry on this UTC day (default: now)")
-    add(sub, "publish", cmd_publish, "publish a run's candidate if its gate passed and its signatures verify",
-        [p.common, p.run])
+    sp = add(sub, "publish", cmd_publish, "publish a run's candidate into the store if its gate passed and its "
+             "signatures verify; with --target aws|vsphere VERSION, a published version's tested bytes to that target "
+             "(the same command as golden release TARGET VERSION)", [p.common])
+    sp.add_argument("--run", help="run directory, or version such as golden-linux-2026.11.26+1")
+    release.add_publish_target(sp)
     add(sub, "report", cmd_report, "render a run's report.html", [p.common, p.run])

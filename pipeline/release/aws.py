@@ -40,6 +40,9 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 ORG_RE = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:organization/o-[a-z0-9]{10,32}$")
 OU_RE = re.compile(r"^arn:aws[a-z-]*:organizations::\d{12}:ou/o-[a-z0-9]{10,32}/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
 PUBLIC_WORDS = {"all", "public", "*"}
+# Error codes by which AWS refuses the caller's credentials themselves (not a permission of the call).
+CREDENTIAL_CODES = {"AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
+                    "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException"}
 # One launch-permission kind: the spec's key, the API's key, the pattern a value must match, an example.
 PERMISSION_KINDS = (("accounts", "UserId", ACCOUNT_RE, "123456789012"),
                     ("organizations", "OrganizationArn", ORG_RE,
@@ -126,8 +129,10 @@ class Aws:
             return getattr(self.client(service, region), operation)(**params)
         except botocore.exceptions.ClientError as exc:
             err = exc.response.get("Error", {})
+            hint = ("; the credentials boto3 found were refused (AWS_PROFILE, AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, ~/.aws)" if err.get("Code") in CREDENTIAL_CODES else "")
             raise GoldenError(f"AWS {service} {operation} in {region} failed: {err.get('Code')}: "
-                              f"{err.get('Message')}", field="aws") from None
+                              f"{err.get('Message')}{hint}", field="aws") from None
         except (botocore.exceptions.BotoCoreError, botocore.parsers.ResponseParserError) as exc:
             # no endpoint, no credentials, or an answer that is not AWS's (an HTTP 500 page)
             raise GoldenError(f"AWS {service} {operation} in {region}: {exc}", field="aws") from None
