@@ -1,10 +1,36 @@
-"""Acceptance fixtures: the image spec's agents as parameters, and the SSH endpoint of the candidate
-as seen from the test runner (for the live SSH policy tests)."""
+"""Acceptance fixtures: the image spec's agents as parameters, the version the candidate must say it
+is (--image-version), and the SSH endpoint of the candidate as seen from the test runner (for the
+live SSH policy tests)."""
 
 import os
 
 import paramiko
 import pytest
+
+from pipeline.errors import GoldenError
+from pipeline.store.version import Version
+
+
+def pytest_addoption(parser):
+    parser.getgroup("golden").addoption(
+        "--image-version", dest="golden_image_version", metavar="VERSION",
+        help="the version the candidate's stamp (/etc/golden/image.json) must name; default: the version "
+             "in the file name of --image or --artifact (golden-<name>-YYYY.MM.DD+N.qcow2)")
+
+
+@pytest.fixture(scope="session")
+def candidate_version(request):
+    """The version under test: --image-version, else the one the image file is named after."""
+    opt = request.config.option
+    if opt.golden_image_version:
+        return opt.golden_image_version
+    path = opt.golden_artifact or opt.golden_image
+    name = os.path.basename(path or "").removesuffix(".qcow2")
+    try:
+        return str(Version.parse(name))
+    except GoldenError:
+        pytest.fail(f"which version is under test? give --image-version (the image file {path!r} is not named "
+                    "after a version)" if path else "which version is under test? give --image-version")
 
 
 def pytest_generate_tests(metafunc):

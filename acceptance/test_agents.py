@@ -25,7 +25,9 @@ def test_agent_enabled_running_and_answering(host, agent):
         result = None
     if result is not None:
         if result.rc != 0:
-            findings.append(f"probe of {agent.name} failed (exit {result.rc}): {result.stderr.strip()[:300]}")
+            # The last line of a traceback is what went wrong; its first lines say only where.
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            findings.append(f"probe of {agent.name} failed (exit {result.rc}): {last[:300]}")
         elif probe.get("expect") and probe["expect"] not in result.stdout:
             findings.append(f"probe of {agent.name} answered without {probe['expect']!r}")
     assert not findings, "; ".join(findings)

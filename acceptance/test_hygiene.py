@@ -5,8 +5,11 @@ import glob
 import json
 import os
 import re
+import stat
 
 import pytest
+
+from pipeline.image import stamp
 
 pytestmark = pytest.mark.hygiene
 
@@ -144,3 +147,20 @@ def test_no_known_hosts_of_the_build(artifact_root):
     found = [p for p in _files(artifact_root, "/root/.ssh/known_hosts*", "/home/*/.ssh/known_hosts*")
              if os.path.getsize(p)]
     assert not found, f"hosts the build connected to: {_rel(artifact_root, found)}"
+
+
+
+def _owner(st):
+    """user:group of a file in the artifact, by id: only root (0) is named, as the host's names are not the image's."""
+    return ":".join("root" if i == 0 else str(i) for i in (st.st_uid, st.st_gid))
+
+
+def test_image_stamp_names_this_image(artifact_root, image_spec, candidate_version):
+    modes = {}
+    for path in stamp.MODES:
+        full = os.path.join(artifact_root, path.lstrip("/"))
+        if os.path.lexists(full):
+            st = os.lstat(full)
+            modes[path] = (stat.S_IMODE(st.st_mode), _owner(st))
+    problems = stamp.findings(_text(artifact_root, stamp.PATH), candidate_version, image_spec, modes)
+    assert not problems, "; ".join(problems)

@@ -154,6 +154,7 @@ build {
     environment_vars = ["GOLDEN_PROVISION=/tmp/golden-provision"]
     execute_command  = "sudo -n env {{ .Vars }} sh '{{ .Path }}'"
     scripts = [
+      "${path.root}/scripts/stamp.sh",
       "${path.root}/scripts/customize.sh",
       "${path.root}/scripts/cleanup.sh",
     ]

@@ -12,6 +12,10 @@ import pytest
 from .conftest import ROOT
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\n"
+VERSION = "golden-linux-2026.12.01+7"      # the version the hygiene session is told it inspects
+STAMP = {"version": VERSION, "image": "linux", "role": "general-purpose", "level": 1,
+         "built_at": "2026-12-01T22:00:00+00:00", "commit": "unknown", "dirty": None, "spec": "images/golden-linux.yaml",
+         "spec_sha256": "0" * 64}
 LEFTOVERS = {
     "test_no_ssh_host_keys": {"etc/ssh/ssh_host_ed25519_key": "-----BEGIN OPENSSH PRIVATE KEY-----\n"},
     "test_no_authorized_keys_of_the_build": {"home/golden-build/.ssh/authorized_keys": "ssh-ed25519 AAAA golden-build\n"},
@@ -36,6 +40,8 @@ LEFTOVERS = {
                                       "var/cache/debconf/config.dat-old": "Name: passwd/user-password\n",
                                       "var/backups/passwd.bak": PASSWD},
     "test_no_known_hosts_of_the_build": {"root/.ssh/known_hosts": "|1|c2FsdA==|aGFzaA== ssh-ed25519 AAAA\n"},
+    # A stamp copied from another image: it names a version that is not the one under test.
+    "test_image_stamp_names_this_image": {"etc/golden/image.json": json.dumps(dict(STAMP, version="golden-linux-2000.01.01+1"))},
 }
 # What the dirty tree lacks rather than carries.
 MISSING = {"test_hardening_record_present": "etc/golden/hardening.json"}
@@ -44,6 +50,7 @@ MISSING = {"test_hardening_record_present": "etc/golden/hardening.json"}
 def root_tree(path, leftovers=True):
     """A root filesystem as the build should leave it, or with every leftover planted."""
     files = {"etc/golden/hardening.json": json.dumps({"hardening_version": "1.1.0", "applied": ["1.1.1.1"]}),
+             "etc/golden/image.json": json.dumps(STAMP),
              "etc/machine-id": "", "etc/apt/apt.conf.d/70debconf": 'DPkg::Pre-Install-Pkgs {"/usr/sbin/dpkg-preconfigure";};\n',
              "etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*.conf\n", "etc/hostname": "localhost\n",
              "etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
@@ -80,7 +87,8 @@ def disk(tmp_path, name, leftovers):
 def hygiene(image, tmp_path):
     junit = tmp_path / f"{image.stem}.xml"
     subprocess.run([sys.executable, "-m", "pytest", "acceptance", "-m", "hygiene", f"--artifact={image}",
-                    f"--junitxml={junit}", "-p", "no:cacheprovider", "-q"], cwd=ROOT, capture_output=True, text=True,
+                    f"--image-version={VERSION}", f"--junitxml={junit}", "-p", "no:cacheprovider", "-q"], cwd=ROOT,
+                   capture_output=True, text=True,
                    check=False)   # the failures are what this reads, from the JUnit
     outcome = {}
     for case in ET.parse(junit).getroot().iter("testcase"):

@@ -46,7 +46,7 @@ def test_changes_with_who_is_affected(edited):
     assert set(by_id) == {"5.1.16", "3.3.10"}
     assert by_id["5.1.16"]["change"] == "changed" and by_id["5.1.16"]["fields"] == ["values"]
     assert by_id["5.1.16"]["services"] == ["sshd"] and "linux" in by_id["5.1.16"]["images"]
-    assert set(by_id["5.1.16"]["roles"]) == {"general-purpose", "bastion", "admin", "control-plane"}
+    assert set(by_id["5.1.16"]["roles"]) == {"general-purpose", "bastion", "admin", "control-plane", "web"}
     assert by_id["3.3.10"]["change"] == "removed" and "kernel" in by_id["3.3.10"]["services"]
     (exc,) = report["exceptions"]
     assert exc["id"] == "EXC-9" and exc["change"] == "added" and exc["expiring"] and exc["images"] == ["linux"]
@@ -59,7 +59,7 @@ def test_changes_with_who_is_affected(edited):
 def test_cli_json(edited, capsys):
     assert main(["impact", "--from", ROOT, "--to", str(edited), "--json", "--as-of", "2026-11-26"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["summary"]["controls_changed"] == 1 and report["summary"]["images_affected"] == ["bastion", "linux"]
+    assert report["summary"]["controls_changed"] == 1 and report["summary"]["images_affected"] == ["bastion", "linux", "web"]
 
 
 def test_unknown_ref():

@@ -54,3 +54,38 @@ def test_the_header_names_the_variable_file_golden_build_writes():
     build = open(os.path.join(ROOT, "pipeline", "image", "build.py"), encoding="utf-8").read()
     written = re.search(r'var_file = os\.path\.join\(work, "([^"]+)"\)', build).group(1)
     assert f"build/{written}" in header and "pkrvars" in written
+
+
+def _scripts_in_order(text):
+    """The provisioning scripts the qemu build runs, in order, by file name."""
+    return re.findall(r'"\$\{path\.root\}/scripts/([\w-]+\.sh)"|\[(var\.hardening_script)\]', text)
+
+
+def test_the_stamp_is_installed_after_the_hardening_and_before_customize():
+    text = open(os.path.join(TEMPLATE_DIR, "golden.pkr.hcl"), encoding="utf-8").read()
+    order = [a or b for a, b in _scripts_in_order(text)]
+    assert order == ["bootstrap.sh", "install-agents.sh", "var.hardening_script", "stamp.sh", "customize.sh",
+                     "cleanup.sh"], order
+    assert all(os.path.isfile(os.path.join(TEMPLATE_DIR, "scripts", s)) for s in order if s.endswith(".sh"))
+
+
+def test_stamp_sh_installs_the_file_the_build_writes_where_the_tests_read_it(tmp_path):
+    """stamp.sh run for real against a stand-in root: the provision file lands at stamp.PATH, 0644 in a 0755 dir."""
+    from pipeline.image import stamp
+    script = open(os.path.join(TEMPLATE_DIR, "scripts", "stamp.sh"), encoding="utf-8").read()
+    assert f"$GOLDEN_PROVISION/{stamp.PROVISION_NAME}" in script and stamp.PATH in script
+    provision, root = tmp_path / "provision", tmp_path / "root"
+    provision.mkdir()
+    (provision / stamp.PROVISION_NAME).write_text('{"version": "golden-linux-2026.12.01+1"}\n')
+    assert f"\ndest={stamp.PATH}\n" in script      # the one line naming it, moved below to a stand-in root
+    moved = script.replace(f"\ndest={stamp.PATH}\n", f"\ndest={root}{stamp.PATH}\n")
+    proc = subprocess.run(["sh", "-c", moved], env={"GOLDEN_PROVISION": str(provision), "PATH": os.environ["PATH"]},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    installed = root / stamp.PATH.lstrip("/")
+    assert installed.read_text() == '{"version": "golden-linux-2026.12.01+1"}\n'
+    assert (installed.stat().st_mode & 0o7777, installed.parent.stat().st_mode & 0o7777) == (0o644, 0o755)
+    (provision / stamp.PROVISION_NAME).unlink()
+    missing = subprocess.run(["sh", "-c", moved], env={"GOLDEN_PROVISION": str(provision), "PATH": os.environ["PATH"]},
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "no " in missing.stderr, missing.stderr

@@ -51,6 +51,19 @@ def test_existing_image_base(tmp_path):
     ("name: x\nrole: admin\nbase:\n  image: v.qcow2\n", None, "base.sha256", "is required"),
     (GOOD + "customize: [missing.sh]\n", 10, "customize[0]", "script not found"),
     (GOOD + "hardening: {version: latest}\n", 10, "hardening.version", "must be `current`"),
+    (GOOD + "allowed: {packages: [nginx, 7]}\n", 10, "allowed.packages[1]",
+     "must be a package name or glob, or {file: PATH}, not 7"),
+    (GOOD + "allowed: {packages: [{path: x.packages}]}\n", 10, "allowed.packages[0]", "must be a package name or glob"),
+    (GOOD + "allowed: {packages: [{file: missing.packages}]}\n", 10, "allowed.packages[0].file",
+     "package allowlist not found"),
+    (GOOD + "allowed: {packages: missing.packages}\n", 10, "allowed.packages", "package allowlist not found"),
+    (GOOD + "firewall: {input: [{port: 80}]}\n", 10, "firewall.input[0].port", "must be a string"),
+    (GOOD + "firewall: {input: [{port: icmp/8}]}\n", 10, "firewall.input[0].port", "must be PROTO/PORT"),
+    (GOOD + "firewall: {input: [{port: tcp/70000}]}\n", 10, "firewall.input[0].port", "must be PROTO/PORT"),
+    (GOOD + "firewall: {input: [{port: tcp/80, from: the-lb}]}\n", 10, "firewall.input[0].from",
+     "'the-lb' is not an IP address"),
+    (GOOD + "firewall: {input: [{port: tcp/80, to: 10.0.2.15}]}\n", 10, "firewall.input[0].to", "unknown field"),
+    (GOOD + "firewall: {output: []}\n", 10, "firewall.input", "is required"),
 ])
 def test_bad_specs_name_file_line_field_and_reason(tmp_path, text, line, field, reason):
     with pytest.raises(GoldenError) as err:
@@ -157,3 +170,41 @@ def test_bad_published_base(tmp_path, base, field, reason):
     with pytest.raises(GoldenError) as err:
         load(tmp_path, f"name: x\nrole: admin\nbase: {base}\n")
     assert err.value.field == field and reason in err.value.reason and err.value.line == 3, str(err.value)
+
+
+def test_an_extending_spec_adds_to_a_package_allowlist_kept_in_a_file(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "parent.packages").write_text("bash\nlib*-dev  # headers\n\n")
+    (tmp_path / "base" / "parent.yaml").write_text(GOOD + "allowed: {packages: parent.packages}\n")
+    (tmp_path / "child.yaml").write_text("extends: base/parent.yaml\nallowed: {packages+: [nginx, \"nginx-*\"]}\n")
+    assert ImageSpec.load(str(tmp_path / "base" / "parent.yaml")).allowed["packages"] == ["bash", "lib*-dev"]
+    child = ImageSpec.load(str(tmp_path / "child.yaml"))
+    assert child.allowed["packages"] == ["bash", "lib*-dev", "nginx", "nginx-*"]   # the file from parent.yaml's folder
+    listed = load(tmp_path, GOOD + "allowed: {packages: [{file: base/parent.packages}, curl]}\n")
+    assert listed.allowed["packages"] == ["bash", "lib*-dev", "curl"]
+
+
+def test_firewall_openings_become_nftables_input_rules(tmp_path):
+    spec = load(tmp_path, GOOD + "firewall:\n  input: [{port: tcp/80, from: 10.0.2.2}, {port: udp/5353},"
+                                 " {port: tcp/443, from: \"2001:db8::/32\"}]\n")
+    assert spec.firewall_input == ["ip saddr 10.0.2.2 tcp dport 80 accept", "udp dport 5353 accept",
+                                   "ip6 saddr 2001:db8::/32 tcp dport 443 accept"]
+    assert load(tmp_path, GOOD).firewall_input == []
+
+
+def test_the_web_image_is_the_published_default_plus_nginx():
+    web, linux = ImageSpec.load("images/golden-web.yaml"), ImageSpec.load("images/golden-linux.yaml")
+    assert (web.name, web.role, web.level) == ("web", "web", 1)
+    assert web.base.published == {"image": "linux", "channel": "candidate"} and web.base.packages == []
+    assert web.allowed["packages"] == [*linux.allowed["packages"], "nginx", "nginx-common"]
+    assert "tcp/80" in web.allowed["listening"] and "nginx.service" in web.allowed["services"]
+    (nginx,) = [a for a in web.agents if a.name == "nginx"]
+    assert nginx.service == "nginx.service" and nginx.probe["http"] == "http://127.0.0.1/"
+    assert "ip saddr 10.0.2.2 tcp dport 80 accept" in web.firewall_input
+
+
+def test_appended_scripts_resolve_each_from_the_file_that_lists_it(tmp_path):
+    """`customize+` after an inherited script: the parent's still resolves from the parent's folder."""
+    (tmp_path / "own.sh").write_text("echo own\n")
+    spec = layered(tmp_path, "extends: base/parent.yaml\ncustomize+: [own.sh]\n")
+    assert spec.customize == [str(tmp_path / "base" / "motd.sh"), str(tmp_path / "own.sh")]

@@ -59,13 +59,15 @@ def pytest_command(run, hostspec, spec, workers=2, extra_args=(), exception_path
     paths = ",".join(exception_paths or [exceptions.DEFAULT_DIR])
     return [*SUITES, f"--hosts={hostspec}", "--sudo", "-m", "not hygiene",
             f"--role={spec.role}", f"--level={spec.level}", f"--image-name={spec.name}", f"--spec={spec.path}",
+            f"--image-version={run.version}",
             f"--exceptions={paths}", "-n", str(workers), f"--timeout={TEST_TIMEOUT}", "-rfE", "--tb=short",
             *extra_args]
 
 
 def hygiene(run, spec, log):
     """The hygiene tests against the artifact file itself, read-only, before any boot."""
-    args = ["acceptance", "-m", "hygiene", f"--artifact={run.artifact}", f"--spec={spec.path}", "-rfE", "--tb=short"]
+    args = ["acceptance", "-m", "hygiene", f"--artifact={run.artifact}", f"--spec={spec.path}",
+            f"--image-version={run.version}", "-rfE", "--tb=short"]
     return run_pytest(run, args, "hygiene", log)
 
 

@@ -12,16 +12,18 @@ import subprocess
 import time
 
 from pipeline.errors import GoldenError
-from pipeline.image import hardening, keys, seed
+from pipeline.image import hardening, keys, seed, stamp
 from pipeline.paths import PACKER_DIR, ROOT
 from pipeline.util import require_tool, sha256_file, write_json_atomic
 from pipeline.vm import qemu
 
-_OWN_LINE = re.compile(r"qemu\.local: (bootstrap|install-agents|hardening-cis|customize|cleanup)\b")
+_OWN_LINE = re.compile(r"qemu\.local: (bootstrap|install-agents|hardening-cis|stamp|customize|cleanup)\b")
 # A build VM that never answers SSH (the guest hung before sshd under emulation) is retried once:
 # nothing ran on it yet, so a second boot changes nothing but the odds. Anything else fails at once.
 SSH_TIMEOUT_MARK = "Timeout waiting for SSH"
 BUILD_ATTEMPTS = 2
+# The baseline's nftables rule lists (input, output); a spec's inbound openings join its input list.
+FIREWALL_RULES_ID = "4.3.7"
 
 
 def packer_version():
@@ -29,9 +31,10 @@ def packer_version():
     return out.strip().splitlines()[0] if out.strip() else "unknown"
 
 
-def prepare_provision(spec, baseline, directory, skipped=None):
-    """Files uploaded to the build VM: the hardening plan, agents, time servers, customize scripts."""
-    rows = hardening.plan_rows(baseline, spec.role, spec.level, skipped)
+def prepare_provision(spec, baseline, directory, version, skipped=None):
+    """Files uploaded to the build VM: the hardening plan, agents, time servers, the image's stamp,
+    customize scripts."""
+    rows = _with_firewall_openings(hardening.plan_rows(baseline, spec.role, spec.level, skipped), spec)
     hardening.write_plan(directory, rows, {"role": spec.role, "level": spec.level, "image": spec.name,
                                            "baseline_sha256": baseline.sha256})
     with open(os.path.join(directory, "agents.tsv"), "w", encoding="utf-8") as fh:
@@ -39,12 +42,30 @@ def prepare_provision(spec, baseline, directory, skipped=None):
             fh.write(f"{a.name}\t{' '.join(a.packages)}\t{a.service}\n")
     with open(os.path.join(directory, "time-servers.txt"), "w", encoding="utf-8") as fh:
         fh.write("".join(f"{s}\n" for s in spec.time_servers))
+    stamp.write(spec, version, directory)
     if spec.customize:
         cdir = os.path.join(directory, "customize")
         os.makedirs(cdir, exist_ok=True)
         for i, script in enumerate(spec.customize):
             shutil.copy(script, os.path.join(cdir, f"{i:02d}-{os.path.basename(script)}"))
     return rows
+
+
+def _with_firewall_openings(rows, spec):
+    """The plan with the spec's inbound openings (spec field `firewall`) after the baseline's input rules
+    of 4.3.7, which the hardening writes into the company ruleset as they come."""
+    if not spec.firewall_input:
+        return rows
+    out, added = [], False
+    for row in rows:
+        if row[:3] == (FIREWALL_RULES_ID, "params", "input"):
+            row, added = (*row[:3], f"{row[3]} {' '.join(spec.firewall_input)}"), True
+        out.append(row)
+    if not added:
+        raise GoldenError(f"the spec opens the firewall ({', '.join(spec.firewall_input)}) but the plan has no "
+                          f"{FIREWALL_RULES_ID} input rules to add them to (is {FIREWALL_RULES_ID} skipped or not "
+                          f"adopted for role {spec.role}?)", file=spec.path, field="firewall.input")
+    return out
 
 
 def build(spec, run, base, baseline, *, cache_dir, log, skipped=None):
@@ -57,7 +78,7 @@ def build(spec, run, base, baseline, *, cache_dir, log, skipped=None):
     seed_files = seed.write_seed(os.path.join(work, "seed"), instance_id=f"golden-build-{run.version}",
                                  hostname="golden-build", user=seed.BUILD_USER, public_key=public,
                                  groups=seed.login_groups(baseline))
-    rows = prepare_provision(spec, baseline, provision, skipped)
+    rows = prepare_provision(spec, baseline, provision, run.version, skipped)
     script, hversion = hardening.resolve_script(spec.hardening_version, work)
     hardening.stage_library(script, provision)
     accel = qemu.accelerator(cache_dir, base.path, log)

@@ -4,10 +4,12 @@
     spec.name, spec.role, spec.level, spec.base.suite, spec.agents
 
 A spec may `extends:` another (a path relative to it): mappings merge key by key, the extending
-spec's values win, a list replaces the inherited one, `KEY+: [...]` appends to it, `KEY: null`
-drops it. Errors name the file that holds the bad value; relative paths resolve from that file.
+spec's values win, a list replaces the inherited one, `KEY+: [...]` appends to it (to a file's list
+where the inherited value names a file, as allowed.packages may), `KEY: null` drops it. Errors name
+the file that holds the bad value; relative paths resolve from that file.
 """
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -116,12 +118,18 @@ def _merge(parent, child, origins, doc, prefix):
         if isinstance(key, str) and key.endswith("+"):
             base_key = key[:-1]
             inherited = parent.get(base_key, [])
+            if isinstance(inherited, str) and isinstance(value, list):
+                # A list kept in a file (allowed.packages): appending to it lists the file first.
+                inherited = _file_entry(inherited, origins.get((id(parent), base_key)), origins)
             if not isinstance(value, list) or not isinstance(inherited, list):
                 raise doc.error(f"`{key}` appends a list to an inherited list", child, key, field=name)
             merged = yamlsrc.LineList([*inherited, *value])
             merged.line = getattr(value, "line", None)
             merged.lines = {}
             origins[(id(merged), None)] = origins.get((id(child), key))
+            # Each item keeps its own file, so an inherited relative path still resolves from the parent.
+            for i in range(len(inherited)):
+                origins[(id(merged), i)] = origins.get((id(inherited), i)) or origins.get((id(inherited), None))
             key, value = base_key, merged
         elif not replace and isinstance(value, dict) and isinstance(parent.get(key), dict):
             value = _merge(parent[key], value, origins, doc, f"{name}.")
@@ -133,6 +141,13 @@ def _merge(parent, child, origins, doc, prefix):
         out.lines[key] = child.lines.get(written)
         origins[(id(out), key)] = origins.get((id(child), written)) or origins.get((id(child), key))
     return out
+
+
+def _file_entry(path, origin, origins):
+    """[{file: PATH}], resolving PATH from the file that named it."""
+    entry = yamlsrc.LineDict(file=path)
+    origins[(id(entry), None)] = origins[(id(entry), "file")] = origin
+    return [entry]
 
 
 @dataclass
@@ -157,6 +172,7 @@ class ImageSpec:
     hardening_version: str
     customize: list            # absolute paths of extra provisioning scripts, run after hardening
     allowed: dict = field(default_factory=dict)  # listening / services / packages allowlists (globs)
+    firewall_input: list = field(default_factory=list)  # nftables input rules the spec opens (4.3.7's, added to)
     feeds: dict = field(default_factory=dict)   # feed kind -> [path or URL]
     scan_policy: str | None = None              # scan policy file (default: pipeline/supply/scan-policy.yaml)
     releases: dict = field(default_factory=dict)  # target -> its settings (aws: AwsTarget, vsphere: VsphereTarget)
@@ -193,9 +209,10 @@ class ImageSpec:
             hardening.done()
         feeds, scan_policy = _scan(doc, top.sub("scan"))
         allowed = _allowed(doc, top.sub("allowed"))
+        firewall_input = _firewall(doc, top.sub("firewall"))
         customize = []
         for i, script in enumerate(top.get("customize", list, default=[])):
-            full = os.path.normpath(os.path.join(doc.here(doc.data["customize"]), str(script)))
+            full = os.path.normpath(os.path.join(doc.here(doc.data["customize"], i), str(script)))
             if not os.path.isfile(full):
                 raise doc.error(f"script not found: {full}", doc.data["customize"], i, field=f"customize[{i}]")
             customize.append(full)
@@ -208,7 +225,8 @@ class ImageSpec:
             rebuild.done()
         top.done()
         return cls(os.path.abspath(path), name, description, role, level, base, targets, agents,
-                   time_servers, hardening_version, customize, allowed, feeds, scan_policy, releases, cadence_days)
+                   time_servers, hardening_version, customize, allowed, firewall_input, feeds, scan_policy, releases,
+                   cadence_days)
 
 
 def _releases(top, doc):
@@ -250,7 +268,7 @@ def _base(doc, f):
 
 
 def _allowed(doc, f):
-    """allowed: {listening: [tcp/22, udp/323@127.0.0.1], services: [globs], packages: [globs] or FILE}."""
+    """allowed: {listening: [tcp/22, udp/323@127.0.0.1], services: [globs], packages: FILE or [glob | {file: FILE}]}."""
     out = {"listening": None, "services": None, "packages": None}
     if f is None:
         return out
@@ -261,14 +279,61 @@ def _allowed(doc, f):
     out["services"] = f.get("services", list, check=strings)
     packages = f.get("packages", (list, str))
     if isinstance(packages, str):
-        path = os.path.normpath(os.path.join(doc.here(f.mapping, "packages"), packages))
-        if not os.path.isfile(path):
-            raise f.error("packages", f"package allowlist not found: {path}")
-        with open(path, encoding="utf-8") as fh:
-            packages = [l.split("#", 1)[0].strip() for l in fh if l.split("#", 1)[0].strip()]
-    out["packages"] = packages
+        out["packages"] = _package_file(doc, f.mapping, "packages", "allowed.packages")
+    elif packages is not None:
+        out["packages"] = [name for i, entry in enumerate(packages) for name in _package_entry(doc, packages, i)]
     f.done()
     return out
+
+
+def _package_entry(doc, packages, i):
+    """One entry of allowed.packages: a name or glob, or {file: PATH} (one name or glob per line), so a
+    spec that extends another adds to its file with `packages+: [nginx]`."""
+    entry = packages[i]
+    if isinstance(entry, str) and entry.strip():
+        return [entry.strip()]
+    if isinstance(entry, dict) and set(entry) == {"file"} and isinstance(entry["file"], str) and entry["file"]:
+        return _package_file(doc, entry, "file", f"allowed.packages[{i}].file")
+    raise doc.error(f"must be a package name or glob, or {{file: PATH}}, not {entry!r}", packages, i,
+                    field=f"allowed.packages[{i}]")
+
+
+def _package_file(doc, container, key, where):
+    path = os.path.normpath(os.path.join(doc.here(container, key), container[key]))
+    if not os.path.isfile(path):
+        raise doc.error(f"package allowlist not found: {path}", container, key, field=where)
+    with open(path, encoding="utf-8") as fh:
+        return [l.split("#", 1)[0].strip() for l in fh if l.split("#", 1)[0].strip()]
+
+
+def _firewall(doc, f):
+    """firewall: {input: [{port: tcp/80, from: 10.0.2.2}]}: inbound openings beyond the baseline's, as
+    nftables input rules the hardening adds to 4.3.7's (`ip saddr 10.0.2.2 tcp dport 80 accept`)."""
+    if f is None:
+        return []
+    rules = []
+    for i, raw in enumerate(f.get("input", list, required=True)):
+        g = yamlsrc.Fields(doc, raw, f"firewall.input[{i}]")
+        port = g.get("port", str, required=True, check=lambda v: None if re.match(r"^(tcp|udp)/\d+$", v)
+                     and 0 < int(v.split("/")[1]) < 65536 else "must be PROTO/PORT with PROTO tcp or udp (e.g. tcp/80)")
+        source = g.get("from", str, check=_network_reason)
+        g.done()
+        proto, number = port.split("/")
+        match = ""
+        if source is not None:
+            family = "ip" if ipaddress.ip_network(source, strict=False).version == 4 else "ip6"
+            match = f"{family} saddr {source} "
+        rules.append(f"{match}{proto} dport {number} accept")
+    f.done()
+    return rules
+
+
+def _network_reason(value):
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"{value!r} is not an IP address or network (e.g. 10.0.2.2, 192.0.2.0/24)"
+    return None
 
 
 def _scan(doc, f):
