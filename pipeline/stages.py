@@ -201,7 +201,8 @@ def run_pipeline(ctx, runs_root, publish=True):
     A stage error stops the evidence stages, but the gate still decides (it fails closed on the
     missing evidence) and the report is still written, so the run directory explains the failure.
     With ctx.emergency (a CVE id) the candidate's scan must show the CVE gone, or the run fails;
-    emergency.json records the time from start to published (the MTTR figure).
+    emergency.json records the time from start to published, and the store's emergency ledger the
+    rebuild and the publish (pipeline.kpi.emergencies: the MTTR phases).
     """
     started = dt.datetime.now(dt.timezone.utc)
     new_run(ctx, runs_root)
@@ -210,6 +211,7 @@ def run_pipeline(ctx, runs_root, publish=True):
     except GoldenError as exc:
         ctx.log(f"error: {exc}")
     run_stages(ctx, ("gate",))
+    gated = dt.datetime.now(dt.timezone.utc)
     record = ctx.results["gate"]
     if record["decision"] == "pass" and publish:
         try:
@@ -221,11 +223,22 @@ def run_pipeline(ctx, runs_root, publish=True):
         finished = dt.datetime.now(dt.timezone.utc)
         write_json_atomic(ctx.run.path("emergency.json"), {
             "cve": ctx.emergency, "started_at": started.isoformat(timespec="seconds"),
+            "rebuilt_at": gated.isoformat(timespec="seconds") if record["decision"] == "pass" else None,
             "finished_at": finished.isoformat(timespec="seconds"), "published": entry is not None,
             "mttr_seconds": round((finished - started).total_seconds(), 1) if entry else None,
             "gone": record.get("emergency", {}).get("gone")})
+        _note_emergency(ctx, record, entry, started, gated)
     ctx.log(f"report: {report.render(ctx.run)}")
     return ctx.run, record, entry
+
+
+def _note_emergency(ctx, record, entry, started, gated):
+    """The store's emergency ledger (what `golden kpi` reads for MTTR): rebuilt, then published."""
+    from pipeline.kpi import emergencies
+    if record["decision"] == "pass":
+        emergencies.note_rebuilt(ctx.store, ctx.emergency, ctx.run.version, started_at=started, at=gated)
+    if entry is not None:
+        emergencies.note_published(ctx.store, ctx.emergency, ctx.run.version, at=entry["published_at"])
 
 
 def _emergency_verdict(run, cve, record):
