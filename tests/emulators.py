@@ -38,13 +38,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _wait_http(url, proc, what, timeout=30):
+def _wait_http(url, proc, what, log, timeout=30):
     import ssl
     context = ssl._create_unverified_context()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read()[-2000:]}")
         try:
             urllib.request.urlopen(url, timeout=2, context=context)
             return
@@ -57,12 +58,15 @@ def _wait_http(url, proc, what, timeout=30):
 
 @contextlib.contextmanager
 def _serving(cmd, url, what, env=None):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    # The server logs every request: into a file, as a pipe nobody reads fills up and hangs the server.
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True,
                             env={**os.environ, **(env or {})})
     try:
-        _wait_http(url, proc, what)
+        _wait_http(url, proc, what, log)
         yield proc
     finally:
+        log.close()
         proc.terminate()
         try:
             proc.wait(10)

@@ -24,6 +24,12 @@ def cmd_fleet_create(args):
     store, fleets = _fleets(args)
     if args.inventory:
         fleet = manage.create_inventory(store, fleets, args.name, args.inventory)
+    elif args.engine == "aws":
+        from pipeline.fleet import aws
+        if not args.image or not args.hosts or not args.region:
+            raise GoldenError("an AWS fleet needs --image VERSION, --hosts N and --region", field="fleet create")
+        fleet = aws.create_fleet(store, args.name, args.image, args.hosts, args.region, alarms=args.alarm or (),
+                                 log=Progress("fleet"))
     else:
         if not args.image or not args.hosts:
             raise GoldenError("give --image VERSION and --hosts N (or --inventory FILE)", field="fleet create")
@@ -71,7 +77,7 @@ def _controller(args):
 def _finish(record):
     if record is None:
         return 0
-    print(json.dumps({k: record[k] for k in ("id", "fleet", "to", "result", "reason", "failure", "dir")}, indent=2))
+    print(json.dumps({k: record.get(k) for k in ("id", "fleet", "to", "result", "reason", "failure", "dir")}, indent=2))
     if record["result"] == "rolled_back":
         f = record["failure"] or {}
         print(f"golden: rolled back at wave {f.get('wave')}: {f.get('metric')} = {f.get('value')} "
@@ -92,15 +98,26 @@ def cmd_rollout(args):
     if not args.to:
         raise GoldenError("give --to VERSION (or --resume, --history)", field="rollout")
     policy = _policy(args, fleets, args.name)
+    if fleets.load(args.name).engine == "aws" and not args.plan:
+        from pipeline.fleet import aws
+        return _finish(aws.rollout(Store(args.store), args.name, args.to, policy, log=Progress("rollout"),
+                                   emergency=bool(args.emergency), cve=args.emergency))
     if args.plan:
         plan = controller.plan(args.name, args.to, policy, args.emergency)
-        print("\n".join(plan.lines()) if not args.json else json.dumps(plan.to_dict(), indent=2))
+        if args.json:
+            print(json.dumps(plan.to_dict(), indent=2))
+        else:
+            print("\n".join(plan.lines()) if plan.waves else f"every host of {args.name} already runs {args.to}")
         return 0
     return _finish(controller.rollout(args.name, args.to, policy, emergency=args.emergency))
 
 
 def cmd_rollback(args):
     controller, fleets = _controller(args)
+    if fleets.load(args.name).engine == "aws":
+        from pipeline.fleet import aws
+        _finish(aws.rollback(Store(args.store), args.name, log=Progress("rollout")))
+        return 0
     record = controller.rollback(args.name, _policy(args, fleets, args.name))
     _finish(record)
     return 0
@@ -116,6 +133,10 @@ def register(sub, parents):
     c.add_argument("--image", metavar="VERSION", help="published version every host boots")
     c.add_argument("--hosts", type=int, help="how many hosts")
     c.add_argument("--inventory", metavar="FILE", help="YAML inventory of existing SSH hosts (observed only)")
+    c.add_argument("--engine", choices=("local", "aws"), default="local",
+                   help="local QEMU hosts, or an AWS Auto Scaling group from the version's released AMI")
+    c.add_argument("--region", help="AWS: the group's region (the version must be released there)")
+    c.add_argument("--alarm", action="append", metavar="NAME", help="AWS: CloudWatch alarm each wave must keep OK")
     s = add(fsub, "status", cmd_fleet_status, "Every host: the version it says it runs, since when, health "
             "(exit 1 if a host is unhealthy); --all: which fleets run which image and major",
             [parents.common, fleet_dirs])
