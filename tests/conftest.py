@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline.paths import ROOT  # noqa: F401  (the tests' import of it)
+from pipeline.paths import ROOT
 
 
 def golden(*args, dirs, timeout=3600):
@@ -16,6 +16,12 @@ def golden(*args, dirs, timeout=3600):
     cmd = [sys.executable, "-m", "pipeline.cli", *args, "--runs-dir", str(dirs["runs"]), "--store",
            str(dirs["store"]), "--cache", str(dirs["cache"])]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def variant_spec(name, source="golden-linux.yaml", **changes):
+    """A spec layered on one of images/ (`extends:`), under another name, with its changes on top
+    (`base!` replaces the inherited base: a variant built on a published image)."""
+    return {"extends": os.path.join(ROOT, "images", source), "name": name, **changes}
 
 
 @pytest.fixture(scope="session")
@@ -27,24 +33,41 @@ def e2e_dirs(tmp_path_factory):
     return {"runs": root / "runs", "store": root / "store", "cache": cache, "root": root}
 
 
-@pytest.fixture(scope="session")
-def default_run(e2e_dirs):
-    """`golden run` on images/golden-linux.yaml, end to end."""
-    proc = golden("run", dirs=e2e_dirs)
-    with open(e2e_dirs["root"] / "golden-run.stderr", "w") as fh:
+def run_spec(dirs, spec=None, log="golden-run.stderr"):
+    """`golden run` (of SPEC, else the default spec) with its stderr kept in the e2e root:
+    {"exit", "summary", "stderr"}."""
+    proc = golden("run", *(["--spec", spec] if spec else []), dirs=dirs)
+    with open(dirs["root"] / log, "w") as fh:
         fh.write(proc.stderr)
     try:
         summary = json.loads(proc.stdout)
     except ValueError:
-        pytest.fail(f"golden run printed no summary (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
+        pytest.fail(f"golden run {spec or ''} printed no summary (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
     return {"exit": proc.returncode, "summary": summary, "stderr": proc.stderr}
+
+
+def published_entry(run, dirs):
+    """(version, path, sha256) of a run that must have published."""
+    if run["exit"] != 0:
+        pytest.fail("the spec was not published:\n" + json.dumps(run["summary"], indent=2))
+    entry = json.load(open(dirs["store"] / "index.json"))["images"][run["summary"]["version"]]
+    return entry["version"], str(dirs["store"] / entry["file"]), entry["sha256"]
+
+
+@pytest.fixture(scope="session")
+def default_run(e2e_dirs):
+    """`golden run` on images/golden-linux.yaml, end to end."""
+    return run_spec(e2e_dirs)
 
 
 @pytest.fixture(scope="session")
 def published(default_run, e2e_dirs):
     """The default spec's published image: (version, path, sha256)."""
-    if default_run["exit"] != 0:
-        pytest.fail("the default spec was not published:\n" + json.dumps(default_run["summary"], indent=2))
-    index = json.load(open(e2e_dirs["store"] / "index.json"))
-    entry = index["images"][default_run["summary"]["version"]]
-    return entry["version"], str(e2e_dirs["store"] / entry["file"]), entry["sha256"]
+    return published_entry(default_run, e2e_dirs)
+
+
+@pytest.fixture(scope="session")
+def web_published(published, e2e_dirs):
+    """images/golden-web.yaml built on the default spec's published image: (version, path, sha256)."""
+    return published_entry(run_spec(e2e_dirs, os.path.join(ROOT, "images", "golden-web.yaml"), "golden-run-web.stderr"),
+                           e2e_dirs)

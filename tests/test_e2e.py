@@ -20,16 +20,10 @@ from pipeline.evidence.suite import reboot_check
 from pipeline.supply.sbom import build_sbom, packages_in, validate_sbom
 from pipeline.vm.boot import booted
 
-from .conftest import ROOT, golden
+from .conftest import ROOT, golden, variant_spec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.vm]
 TODAY = dt.datetime.now(dt.timezone.utc).date()
-
-
-def variant_spec(name, source="golden-linux.yaml", **changes):
-    """A spec layered on one of images/ (`extends:`), under another name, with its changes on top
-    (`base!` replaces the inherited base: a variant built on a published image)."""
-    return {"extends": os.path.join(ROOT, "images", source), "name": name, **changes}
 
 
 def test_default_spec_is_built_tested_gated_signed_and_published(default_run, published, e2e_dirs):

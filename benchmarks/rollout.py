@@ -1,0 +1,77 @@
+"""The rollout controller's overhead and an emergency rollout's time, measured in one run on a real fleet.
+
+    .venv/bin/python benchmarks/rollout.py --store STORE --from VERSION_A --to VERSION_B [--hosts 4]
+
+Boots a fleet of HOSTS local hosts on A, rolls it out to B with the default policy's waves and bakes
+(policies/web.yaml), then back to A as an emergency rollout (every wave baked for the policy's
+`emergency.bake`), and destroys the fleet. For each rollout it reports the wall time, the sum of its
+host replacements (launch to healthy) and of its bakes and analyses, and the controller's overhead:
+wall − replacements − bakes − analyses, as a share of the wall time. The baseline of the ratio is the
+sum of the replacements measured in the same run (machines differ 2-3x under TCG; compare within a run).
+"""
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from pipeline.fleet import manage  # noqa: E402
+from pipeline.fleet.record import Fleets  # noqa: E402
+from pipeline.paths import POLICIES_DIR  # noqa: E402
+from pipeline.rollout.controller import Controller  # noqa: E402
+from pipeline.rollout.policy import Policy  # noqa: E402
+from pipeline.store.store import Store  # noqa: E402
+
+
+def seconds(a, b):
+    return (dt.datetime.fromisoformat(b) - dt.datetime.fromisoformat(a)).total_seconds()
+
+
+def figures(record, wall):
+    replacements = sum(r["seconds"] for w in record["waves"] for r in w["replacements"])
+    bakes = sum(w["bake"] for w in record["waves"])
+    analyses = sum(seconds(w["measurements"][0]["at"], w["finished_at"]) for w in record["waves"] if w["measurements"])
+    overhead = wall - replacements - bakes - analyses
+    return {"result": record["result"], "waves": len(record["waves"]), "wall_s": round(wall, 1),
+            "replacements_s": round(replacements, 1), "bakes_s": bakes, "analyses_s": round(analyses, 1),
+            "overhead_s": round(overhead, 1), "overhead_share": round(overhead / wall, 3),
+            "wall_over_replacements": round(wall / replacements, 2) if replacements else None}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--store", required=True)
+    p.add_argument("--from", dest="a", required=True, help="version the fleet starts on")
+    p.add_argument("--to", dest="b", required=True, help="version rolled out")
+    p.add_argument("--hosts", type=int, default=4)
+    p.add_argument("--cache", default=os.environ.get("GOLDEN_CACHE", os.path.expanduser("~/.cache/golden")))
+    args = p.parse_args()
+    store = Store(args.store)
+    fleets = Fleets(store.root, tempfile.mkdtemp(prefix="golden-bench-fleets-"))
+    policy = Policy.load(os.path.join(POLICIES_DIR, "web.yaml"))
+    emergency = dataclasses.replace(policy, waves=tuple(dataclasses.replace(w, bake=policy.emergency_bake)
+                                                        for w in policy.waves))
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    controller = Controller(store, fleets, args.cache, log=log)
+    out = {"hosts": args.hosts}
+    t0 = time.monotonic()
+    manage.create(store, fleets, "bench", args.a, args.hosts, args.cache, log=log)
+    out["create_s"] = round(time.monotonic() - t0, 1)
+    try:
+        for name, pol, to in (("planned", policy, args.b), ("emergency", emergency, args.a)):
+            t0 = time.monotonic()
+            record = controller.rollout("bench", to, pol)
+            out[name] = figures(record, time.monotonic() - t0)
+    finally:
+        manage.destroy(store, fleets, "bench", args.cache, log=log)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
