@@ -16,7 +16,7 @@ from pipeline.rollout import loadgen
 from pipeline.rollout.analysis import FAILED, PASSED, Hosts, analyse, measure
 from pipeline.rollout.metrics import CATALOGUE, Metric
 from pipeline.rollout.policy import Gate, Relative
-from pipeline.rollout.prometheus import PromClient, Prometheus, Target, free_port
+from pipeline.rollout.prometheus import PromClient, Prometheus, Target, config, free_port
 
 pytestmark = pytest.mark.skipif(not shutil.which("prometheus"), reason="needs Debian's prometheus package")
 
@@ -208,3 +208,14 @@ def test_daemons_outlive_the_handle_and_stop_by_pid_file(tmp_path):
     with pytest.raises(GoldenError, match="no Prometheus runs"):
         Prometheus.attach(tmp_path)
     assert prom.client.query("up").error
+
+
+def test_url_parameters_reach_the_scrape_config_and_promtool_accepts_it(tmp_path):
+    """A node exporter scraped for the collectors the rollout reads only (`collect[]`), one job per parameter set."""
+    node = Target("node", "127.0.0.1:9100", {"host": "web-1"}, params=(("collect[]", ("cpu", "meminfo")),))
+    plain = Target("loadgen", "127.0.0.1:9200", honor_labels=True)
+    jobs = {j["job_name"]: j for j in config([node, plain], "5s")["scrape_configs"]}
+    assert jobs["node"]["params"] == {"collect[]": ["cpu", "meminfo"]} and "params" not in jobs["loadgen"]
+    prom = Prometheus(tmp_path)
+    prom._write_config([node, plain])      # checked by promtool, or GoldenError
+    assert "collect[]" in open(prom.config_path).read()

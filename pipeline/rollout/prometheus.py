@@ -42,10 +42,12 @@ class Target:
     labels: dict = field(default_factory=dict)
     metrics_path: str = "/metrics"
     honor_labels: bool = False
+    params: tuple = ()                # URL parameters, e.g. (("collect[]", ("cpu", "meminfo")),)
 
     def to_dict(self):
         return {"job": self.job, "address": self.address, "labels": dict(self.labels),
-                "metrics_path": self.metrics_path, "honor_labels": self.honor_labels}
+                "metrics_path": self.metrics_path, "honor_labels": self.honor_labels,
+                "params": [[k, list(v)] for k, v in self.params]}
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,11 @@ def config(targets, scrape_interval, rule_files=()):
     """The prometheus.yml for these targets: one scrape job per (job, path, honor_labels)."""
     jobs = {}
     for t in targets:
-        key = (t.job, t.metrics_path, t.honor_labels)
+        key = (t.job, t.metrics_path, t.honor_labels, tuple((k, tuple(v)) for k, v in t.params))
         jobs.setdefault(key, []).append({"targets": [t.address], "labels": dict(t.labels)})
-    scrape = [{"job_name": job, "metrics_path": path, "honor_labels": honor, "static_configs": groups}
-              for (job, path, honor), groups in jobs.items()]
+    scrape = [{"job_name": job, "metrics_path": path, "honor_labels": honor, "static_configs": groups,
+               **({"params": {k: list(v) for k, v in params}} if params else {})}
+              for (job, path, honor, params), groups in jobs.items()]
     if len({j["job_name"] for j in scrape}) != len(scrape):
         raise GoldenError("one job name with two metrics paths or label policies", field="targets")
     return {"global": {"scrape_interval": scrape_interval, "scrape_timeout": scrape_interval,
@@ -201,7 +204,8 @@ class Prometheus:
         info = read_json(prom.info_path, "Prometheus state")
         prom.pid, prom.port = pid, info["port"]
         prom.scrape_interval, prom.rule_files = info["scrape_interval"], tuple(info["rule_files"])
-        prom.targets = tuple(Target(**t) for t in read_json(os.path.join(prom.dir, "targets.json"), "targets"))
+        prom.targets = tuple(Target(**{**t, "params": tuple((k, tuple(v)) for k, v in t.get("params", ()))})
+                             for t in read_json(os.path.join(prom.dir, "targets.json"), "targets"))
         return prom
 
     def stop(self):
