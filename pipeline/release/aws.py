@@ -367,7 +367,8 @@ def record_release(store, version, amis, channel):
 
 def follow_store(store, version, action, record):
     """The store's hook (pipeline.store.hooks): a version the store revokes, deprecates or deletes has its
-    recorded AMIs revoked (no launch permission left), deprecated or deregistered in every region."""
+    recorded AMIs revoked (no launch permission left), deprecated or deregistered in every region; a
+    version promoted to a channel gets that channel's SSM parameter in every region."""
     index = store.index()
     entry = index["images"].get(version) or index["deleted"].get(version) or {}
     released = (entry.get("targets") or {}).get("aws")
@@ -380,3 +381,5 @@ def follow_store(store, version, action, record):
         deprecate(version, target)
     elif action == "delete":
         delete(version, target)
+    elif action == "promote":
+        set_channel(version, target, record["channel"])

@@ -10,6 +10,7 @@ image has it) or IMAGE/CHANNEL. Publish puts each version on `candidate`.
 """
 
 from pipeline.errors import GoldenError
+from pipeline.store import hooks
 from pipeline.store.revocation import revocation
 from pipeline.store.version import NAME_RE, Version
 
@@ -90,6 +91,7 @@ def promote(store, version, channel, reason, now=None):
             raise GoldenError(f"{image}/{channel} points at {version} already", field="channel")
         point(c.index, channel, version, c.event, reason)
         c.event["from"] = current
+    hooks.notify(store, version, "promote", {"channel": channel})
     return version
 
 
@@ -110,7 +112,10 @@ def rollback(store, name, reason, now=None):
             if not why:
                 point(c.index, channel, version, c.event, reason)
                 c.event.update({"channel": f"{image}/{channel}", "from": current, "to": version})
-                return version
+                break
             refused.append(version)
-        raise GoldenError(f"channel {image}/{channel} has no earlier target to roll back to"
-                          + (f" (passed over: {', '.join(refused)})" if refused else ""), field="channel")
+        else:
+            raise GoldenError(f"channel {image}/{channel} has no earlier target to roll back to"
+                              + (f" (passed over: {', '.join(refused)})" if refused else ""), field="channel")
+    hooks.notify(store, version, "promote", {"channel": channel})
+    return version

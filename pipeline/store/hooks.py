@@ -1,6 +1,6 @@
 """What a release target (an AMI, a vSphere template) does when the store revokes, deprecates or deletes a version.
 
-    hooks.register(lambda store, version, action, record: ...)   # action: "revoke", "deprecate" or "delete"
+    hooks.register(lambda store, version, action, record: ...)   # "revoke", "deprecate", "delete" or "promote"
     hooks.notify(store, version, "revoke", entry["revoked"])       # after the store's change has committed
 
 A hook runs after the store's commit (the store is the authority; a target follows it) and must be
@@ -11,14 +11,15 @@ failed hook, after all hooks ran.
 
 from pipeline.errors import GoldenError
 
-ACTIONS = ("revoke", "deprecate", "delete")
-# The record field of a store entry that each action writes.
+ACTIONS = ("revoke", "deprecate", "delete", "promote")   # promote: a channel now points at the version
+# The record field of a store entry that each action writes (a promotion lives in the channel's history).
 RECORD_OF = {"revoke": "revoked", "deprecate": "deprecated", "delete": "deleted"}
 _hooks = []
 
 
 def register(hook):
-    """Call `hook(store, version, action, record)` on every revoke, deprecate and delete; returns the hook."""
+    """Call `hook(store, version, action, record)` on every revoke, deprecate, delete and channel move
+    (promote, with record {"channel": NAME}); returns the hook."""
     if hook not in _hooks:
         _hooks.append(hook)
     return hook
@@ -48,6 +49,6 @@ def replay(store, version):
     entry = index["images"].get(version) or index["deleted"].get(version)
     if entry is None:
         raise GoldenError(f"{version} was never published in {store.root}", field="version")
-    for action in ACTIONS:
+    for action in RECORD_OF:
         if entry.get(RECORD_OF[action]):
             notify(store, version, action, entry[RECORD_OF[action]])
