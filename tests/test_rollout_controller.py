@@ -8,6 +8,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.errors import GoldenError
 from pipeline.fleet.record import Fleet, Fleets
+from pipeline.image.keys import new_keypair
 from pipeline.rollout.state import COMPLETED, DONE, ROLLBACK, State
 from pipeline.store.revocation import revoke
 from pipeline.store.store import Store
@@ -130,3 +131,29 @@ def test_an_emergency_rollout_needs_a_published_fix_of_its_cve(fleet, capsys):
     assert rollout(store, fleets, "--to", v2, "--emergency", "CVE-2099-0001") == 2
     err = capsys.readouterr().err
     assert f"{v2} is not a published fix of CVE-2099-0001" in err and untouched(fleets, before)
+
+
+def test_an_inventory_fleet_is_observed_not_replaced(tmp_path, capsys):
+    """Existing SSH hosts from an inventory: a host nobody answers for is unhealthy and has no version, and
+    golden refuses to replace it; a bad inventory names its file and field."""
+    store = Store(tmp_path / "store")
+    fleets = Fleets(store.root, tmp_path / "fleets")
+    key = tmp_path / "id_ed25519"
+    key.write_text("not used: nothing listens on the port\n")
+    inventory = tmp_path / "hosts.yaml"
+    real_key, _ = new_keypair(tmp_path, "ops")
+    inventory.write_text(f"image: linux\nrole: general-purpose\nhosts:\n  - {{name: app-1, host: 127.0.0.1, port: 1, "
+                         f"user: ops, key: {key}}}\n  - {{name: app-2, host: 127.0.0.1, port: 1, user: ops, key: {real_key}}}\n")
+    common = ["--store", store.root, "--fleets-dir", fleets.runtime_root]
+    assert main(["fleet", "create", "legacy", "--inventory", str(inventory), *common]) == 0
+    capsys.readouterr()
+    assert main(["fleet", "status", "legacy", "--json", *common]) == 1
+    host, other = json.loads(capsys.readouterr().out)["hosts"]
+    assert host["version"] is None and not host["healthy"] and "cannot read the key" in host["problems"][0]
+    assert other["version"] is None and not other["healthy"] and "no SSH login" in other["problems"][0]
+    assert main(["rollout", "legacy", "--to", "golden-linux-2026.11.26+1", "--policy", POLICY, *common]) == 2
+    assert "not published" in capsys.readouterr().err
+    inventory.write_text(f"image: linux\nhosts:\n  - {{name: app-1, host: 127.0.0.1, user: ops, key: {tmp_path}/nope}}\n")
+    assert main(["fleet", "create", "legacy2", "--inventory", str(inventory), *common]) == 2
+    err = capsys.readouterr().err
+    assert str(inventory) in err and "hosts[0].key" in err and "no such key file" in err

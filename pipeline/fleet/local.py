@@ -167,7 +167,10 @@ class connect:
         self.ssh, self.timeout, self.client = ssh, timeout, None
 
     def __enter__(self):
-        key = paramiko.PKey.from_path(self.ssh["key"])   # ed25519 for local hosts; any type in an inventory
+        try:
+            key = paramiko.PKey.from_path(self.ssh["key"])   # ed25519 for local hosts; any type in an inventory
+        except (ValueError, OSError) as exc:
+            raise paramiko.SSHException(f"cannot read the key {self.ssh['key']}: {exc}") from None
         self.client = paramiko.SSHClient()
         self.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         try:
