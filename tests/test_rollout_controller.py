@@ -157,3 +157,16 @@ def test_an_inventory_fleet_is_observed_not_replaced(tmp_path, capsys):
     assert main(["fleet", "create", "legacy2", "--inventory", str(inventory), *common]) == 2
     err = capsys.readouterr().err
     assert str(inventory) in err and "hosts[0].key" in err and "no such key file" in err
+
+
+def test_destroy_removes_the_hosts_a_killed_create_left_without_a_record(tmp_path, capsys):
+    store = Store(tmp_path / "store")
+    fleets = Fleets(store.root, tmp_path / "fleets")
+    left = tmp_path / "fleets" / "web" / "hosts" / "web-1-abcdef"
+    left.mkdir(parents=True)
+    (left / "overlay.qcow2").write_bytes(b"x")
+    common = ["--store", store.root, "--fleets-dir", fleets.runtime_root]
+    assert main(["fleet", "destroy", "web", *common]) == 0
+    assert not left.exists() and "had no record" in capsys.readouterr().err
+    assert main(["fleet", "destroy", "web", *common]) == 2
+    assert "no fleet named 'web'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from pipeline.errors import GoldenError
 from pipeline.fleet.local import connect, run
 
 STAMP = "/etc/golden/image.json"
@@ -63,6 +64,19 @@ def check(host, expect=None, timeout=15):
         if h.service != "200":
             h.problems.append(f"service at {host['http']} answered {h.service}")
     return h
+
+
+def ready(engine, host, version, timeout=420):
+    """Wait until a just-launched host has booted, then check it: the problems that keep it out of the
+    fleet ([] when it may take traffic)."""
+    try:
+        system = engine.wait_ready(host, timeout)
+    except GoldenError as exc:
+        return [str(exc).splitlines()[0]]
+    problems = list(check(host, expect=version).problems)
+    if system not in ("running", "degraded"):     # degraded: a failed unit, which check() names
+        problems.append(f"systemd state {system}")
+    return problems
 
 
 def probe(url, timeout=10):

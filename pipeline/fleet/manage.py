@@ -42,12 +42,11 @@ def create(store, fleets, name, version, hosts, cache_dir, log=print):
                 batch = [engine.launch(name, slot, version) for slot in slots[j:j + BOOT_AT_ONCE]]
                 launched += batch
                 for host in batch:
-                    engine.wait_ready(host)
-                    h = health.check(host, expect=version)
-                    if not h.ok:
-                        raise GoldenError(f"{host['name']}: not healthy: {'; '.join(h.problems)}", field="fleet")
+                    problems = health.ready(engine, host, version)
+                    if problems:
+                        raise GoldenError(f"{host['name']}: not healthy: {'; '.join(problems)}", field="fleet")
                     host["state"] = "active"
-                    log(f"{host['name']}: ready on {h.version}")
+                    log(f"{host['name']}: ready on {version}")
             fleet.hosts = launched
             fleets.save(fleet)
             Observers(fleets.runtime(name)).start(fleet)
@@ -129,9 +128,17 @@ def usage(store, fleets):
 
 def destroy(store, fleets, name, cache_dir=None, log=print):
     with fleets.lock(name, f"destroy of {name}"):
+        engine = LocalEngine(store, fleets.runtime(name), cache_dir, log)
+        leftovers = [] if fleets.exists(name) else engine.orphans(set())
+        if leftovers:
+            # A create killed before it wrote the record: its daemonized hosts are still running.
+            Observers(fleets.runtime(name)).stop()
+            for h in leftovers:
+                engine.destroy(h)
+            log(f"fleet {name} had no record; its leftover hosts were removed")
+            return
         fleet = fleets.load(name)
         if fleet.engine == "local":
-            engine = LocalEngine(store, fleets.runtime(name), cache_dir, log)
             Observers(fleets.runtime(name)).stop()
             for h in fleet.hosts + engine.orphans({h.get("id") for h in fleet.hosts}):
                 engine.destroy(h)

@@ -41,24 +41,15 @@ def parse_dpkg_query(text, source="dpkg-query"):
 def collect_packages(ssh, timeout=30):
     """The packages a live host has installed, asked over SSH: `ssh` is a fleet host's entry
     {host, port, user, key}. Raises GoldenError naming the host when it cannot be asked."""
+    from pipeline.fleet.local import connect, run
     where = f"{ssh.get('user')}@{ssh.get('host')}:{ssh.get('port', 22)}"
-    client = paramiko.SSHClient()
-    # The fleet record carries no host key to pin, and a replaced host comes up with a new one.
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     try:
-        client.connect(ssh["host"], port=int(ssh.get("port", 22)), username=ssh["user"],
-                       pkey=paramiko.PKey.from_path(ssh["key"]), timeout=timeout, banner_timeout=timeout,
-                       auth_timeout=timeout, allow_agent=False, look_for_keys=False)
-        _, stdout, stderr = client.exec_command(DPKG_QUERY, timeout=timeout)
-        out = stdout.read().decode("utf-8", "replace")
-        err = stderr.read().decode("utf-8", "replace")
-        status = stdout.channel.recv_exit_status()
+        with connect(ssh, timeout=timeout) as client:
+            status, out, err = run(client, DPKG_QUERY, timeout=timeout)
     except KeyError as exc:
         raise GoldenError(f"the host's ssh entry has no {exc.args[0]!r}", field="ssh") from None
     except (OSError, EOFError, paramiko.SSHException) as exc:
         raise GoldenError(f"cannot ask {where} for its packages: {type(exc).__name__}: {exc}", field="ssh") from None
-    finally:
-        client.close()
     if status != 0:
         raise GoldenError(f"dpkg-query failed on {where} (status {status}): {err.strip()}", field="ssh")
     return parse_dpkg_query(out, source=f"dpkg-query on {where}")

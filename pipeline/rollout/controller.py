@@ -203,7 +203,7 @@ class Controller:
                                detail={"old_id": old.get("id"), "new_id": new_id, "from": old["version"], "to": version})
             started[slot] = (seq, old, engine.launch(name, slot, version, host_id=new_id), time.monotonic())
         for slot, (seq, old, new, t0) in started.items():
-            problems = self._ready(engine, new, version)
+            problems = health.ready(engine, new, version, READY_TIMEOUT)
             if problems:
                 engine.destroy(new)
                 state.done(seq)
@@ -224,17 +224,6 @@ class Controller:
             state.done(seq)
             self.log(f"{slot}: now {version} (host {new['id']}, healthy after {seconds}s)")
 
-    def _ready(self, engine, host, version):
-        try:
-            system = engine.wait_ready(host, READY_TIMEOUT)
-        except GoldenError as exc:
-            return [str(exc).splitlines()[0]]
-        h = health.check(host, expect=version)
-        problems = list(h.problems)
-        if system not in ("running", "degraded"):
-            problems.append(f"systemd state {system}")
-        return problems
-
     def _reconcile(self, state, rid, fleet, engine):
         """After a crash: no host the record does not list, every host it lists running."""
         for orphan in engine.orphans({h.get("id") for h in fleet.hosts}):
@@ -254,7 +243,7 @@ class Controller:
     def _replace_dead(self, state, rid, engine, fleet, dead):
         seq = state.intend(rid, "reboot_dead", host=dead["name"], detail={"old_id": dead.get("id"), "to": dead["version"]})
         new = engine.launch(fleet.fleet, dead["name"], dead["version"])
-        problems = self._ready(engine, new, dead["version"])
+        problems = health.ready(engine, new, dead["version"], READY_TIMEOUT)
         if problems:
             engine.destroy(new)
             raise GoldenError(f"{dead['name']}: could not bring a host of {dead['version']} back: {'; '.join(problems)}")
