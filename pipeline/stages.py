@@ -35,6 +35,7 @@ from pipeline.evidence.rundir import Run
 from pipeline.evidence.suite import hygiene, reboot_check, run_suite
 from pipeline.image.base import ensure_base
 from pipeline.image.build import build
+from pipeline.kpi import store_dashboard
 from pipeline.preflight import preflight
 from pipeline.supply import attest
 from pipeline.supply.feeds import load_feeds
@@ -228,7 +229,8 @@ def run_pipeline(ctx, runs_root, publish=True):
             "mttr_seconds": round((finished - started).total_seconds(), 1) if entry else None,
             "gone": record.get("emergency", {}).get("gone")})
         _note_emergency(ctx, record, entry, started, gated)
-    ctx.log(f"report: {report.render(ctx.run)}")
+    dashboard = store_dashboard(ctx.store.root)
+    ctx.log(f"report: {report.render(ctx.run, os.path.relpath(dashboard, ctx.run.dir))}")
     return ctx.run, record, entry
 
 

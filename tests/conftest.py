@@ -33,17 +33,40 @@ def e2e_dirs(tmp_path_factory):
     return {"runs": root / "runs", "store": root / "store", "cache": cache, "root": root}
 
 
-def run_spec(dirs, spec=None, log="golden-run.stderr"):
+def start_spec(dirs, spec=None, log="golden-run.stderr", *extra):
+    """`golden run` (of SPEC, else the default spec) started in the background, its stderr going to
+    LOG in the e2e root; finish it with finish_spec. Runs of one image at once are safe: each
+    allocates its version with an exclusive mkdir."""
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", *(["--spec", str(spec)] if spec else []), *extra,
+           "--runs-dir", str(dirs["runs"]), "--store", str(dirs["store"]), "--cache", str(dirs["cache"])]
+    err = open(dirs["root"] / log, "w+")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
+    return proc, err, spec
+
+
+def finish_spec(started, timeout=3600):
+    """Wait for a start_spec run: {"exit", "summary", "stderr"}."""
+    proc, err, spec = started
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    err.seek(0)
+    stderr = err.read()
+    err.close()
+    try:
+        summary = json.loads(out)
+    except ValueError:
+        pytest.fail(f"golden run {spec or ''} printed no summary (exit {proc.returncode}):\n{stderr[-4000:]}")
+    return {"exit": proc.returncode, "summary": summary, "stderr": stderr}
+
+
+def run_spec(dirs, spec=None, log="golden-run.stderr", *extra):
     """`golden run` (of SPEC, else the default spec) with its stderr kept in the e2e root:
     {"exit", "summary", "stderr"}."""
-    proc = golden("run", *(["--spec", spec] if spec else []), dirs=dirs)
-    with open(dirs["root"] / log, "w") as fh:
-        fh.write(proc.stderr)
-    try:
-        summary = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"golden run {spec or ''} printed no summary (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    return {"exit": proc.returncode, "summary": summary, "stderr": proc.stderr}
+    return finish_spec(start_spec(dirs, spec, log, *extra))
 
 
 def published_entry(run, dirs):

@@ -14,7 +14,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from pipeline.kpi import dashboard, figures, openmetrics
+from pipeline.kpi import dashboard, figures, openmetrics, store_dashboard
 from pipeline.kpi.dashboard import CHART_IDS
 from pipeline.kpi.emergencies import note_detected, note_published, note_rebuilt, note_rolled_out
 
@@ -116,3 +116,16 @@ def test_promtool_accepts_the_exposition(report):
     bad = text + "# HELP golden_hosts_total hosts\n# TYPE golden_hosts_total gauge\ngolden_hosts_total 3.0\n"
     linted = subprocess.run([promtool, "check", "metrics"], input=bad, capture_output=True, text=True, timeout=60)
     assert linted.returncode != 0 and "golden_hosts_total" in linted.stderr
+
+
+def test_the_store_dashboard_is_refreshed_from_the_store_and_a_failure_only_says_why(tmp_path):
+    """What a finished rollout calls: the store's own dashboard, where run and rollout reports link."""
+    store = recorded_store(tmp_path)
+    path = dashboard.refresh(store)
+    assert path == store_dashboard(store.root) == str(tmp_path / "store" / "kpi" / "dashboard.html")
+    page = open(path).read()
+    assert all(f"id='{c}'" in page or f'id="{c}"' in page for c in CHART_IDS), CHART_IDS
+    (tmp_path / "store" / "fleets" / "broken.json").write_text("{not json")
+    said = []
+    assert dashboard.refresh(store, said.append) is None
+    assert len(said) == 1 and said[0].startswith("KPI dashboard not refreshed: ") and "broken" in said[0], said

@@ -120,3 +120,17 @@ def test_recording_rules_on_recorded_series(tmp_path):
     (tmp_path / "rules.yml").write_text(rules_yaml(CATALOGUE.values()).replace('5..|error', '5..'))
     run = subprocess.run(["promtool", "test", "rules", "rules_test.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert run.returncode != 0 and 'host="down"} 0E+00' in run.stdout + run.stderr
+
+
+def test_the_rollout_record_gives_each_measurement_its_worst_host():
+    """rollout.json's `value` of a measurement: the highest host for a lower-is-better metric, the lowest
+    for a higher-is-better one (a host that could not be measured has no value)."""
+    from pipeline.rollout.controller import _measurement
+
+    def step(metric, thresholds):
+        return {"at": "2026-12-02T03:00:00+00:00", "detail": {
+            "metric": metric, "time": 0.0, "values": {"web-1": 0.3, "web-2": 0.6, "web-3": None},
+            "thresholds": thresholds, "baseline": None, "verdict": "passed", "reason": ""}}
+    assert _measurement(step("error_rate", {"max": 0.02}))["value"] == 0.6
+    assert _measurement(step("memory_available", {"min": 0.1}))["value"] == 0.3
+    assert _measurement(step("memory_available", {"relative_min": 0.2}))["value"] == 0.3

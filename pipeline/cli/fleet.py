@@ -89,7 +89,11 @@ def _finish(record):
 def cmd_rollout(args):
     controller, fleets = _controller(args)
     if args.history:
-        for r in controller.history(args.name):
+        rows = controller.history(args.name)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for r in rows:
             print(f"{r['id']}  {r['kind']:<8} to {r['to_version'] or '(previous)':<34} {r['result'] or r['phase']:<12} "
                   f"{r['started_at']} → {r['finished_at'] or '-'}  {r['reason'] or ''}")
         return 0
@@ -152,7 +156,7 @@ def register(sub, parents):
     r.add_argument("--to", metavar="VERSION", help="published, verified, not revoked version")
     r.add_argument("--policy", metavar="FILE", help="rollout policy (default: policies/<role>.yaml)")
     r.add_argument("--plan", action="store_true", help="print which hosts each wave replaces, and stop")
-    r.add_argument("--json", action="store_true", help="with --plan: as JSON")
+    r.add_argument("--json", action="store_true", help="with --plan or --history: as JSON")
     r.add_argument("--emergency", metavar="CVE", help="an emergency rollout for CVE: the policy's short bake")
     r.add_argument("--resume", action="store_true", help="continue an interrupted rollout (finish or roll back)")
     r.add_argument("--history", action="store_true", help="every rollout of the fleet")

@@ -24,7 +24,8 @@ def _case_view(case, catalogue):
             "section": rec.section if rec else "acceptance"}
 
 
-def render(run):
+def render(run, kpi_link=None):
+    """report.html in the run directory; KPI_LINK (a path or URL) to the store's KPI dashboard."""
     catalogue = Catalogue.load()
     gate = read_json(run.path("gate.json"), "gate record") if os.path.exists(run.path("gate.json")) else {}
     cases = []
@@ -44,7 +45,7 @@ def render(run):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     html = env.get_template("report.html.j2").render(
         version=run.version, meta=run.meta, gate=gate, timings=run.timings(), failures=failures,
-        sections=sections, logs=[(n, n) for n in LOGS if os.path.exists(run.path(n))])
+        sections=sections, kpi_link=kpi_link, logs=[(n, n) for n in LOGS if os.path.exists(run.path(n))])
     out = run.path("report.html")
     with open(out, "w", encoding="utf-8") as fh:
         fh.write(html)

@@ -128,3 +128,21 @@ def write(report, path):
         fh.write(html)
     os.replace(tmp, path)
     return path
+
+
+def refresh(store, log=None):
+    """Rewrite the store's dashboard from the store's records and its fleets' hosts, as `golden kpi` would;
+    returns its path, or None (and says why through `log`) when it could not be written. A report links to
+    the dashboard, never depends on it: a failure here changes no run's or rollout's result."""
+    from pipeline.errors import GoldenError
+    from pipeline.kpi import figures, store_dashboard
+    try:
+        fleets = figures.select_fleets(store)
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        path = store_dashboard(store.root)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return write(figures.figures(store, fleets, figures.observe(fleets), now), path)
+    except (GoldenError, OSError, ValueError, KeyError) as exc:
+        if log:
+            log(f"KPI dashboard not refreshed: {exc}")
+        return None

@@ -24,6 +24,8 @@ from pipeline.fleet.record import now_iso
 from pipeline.fleet.traffic import Observers
 from pipeline.rollout import waves as waves_mod
 from pipeline.rollout.analysis import FAILED, Hosts, analyse
+from pipeline.kpi import store_dashboard
+from pipeline.kpi.dashboard import refresh as refresh_dashboard
 from pipeline.rollout.report import write_report
 from pipeline.rollout.state import COMPLETED, DONE, FORWARD, ROLLBACK, ROLLED_BACK, State
 from pipeline.util import write_json_atomic
@@ -306,7 +308,10 @@ class Controller:
         os.makedirs(d, exist_ok=True)
         write_json_atomic(os.path.join(d, "rollout.json"), record)
         record["dir"] = d
-        write_report(record)
+        dashboard = store_dashboard(self.store.root)
+        write_report(record, os.path.relpath(dashboard, d))
+        if record["result"] in (COMPLETED, ROLLED_BACK):
+            refresh_dashboard(self.store, self.log)
         return record
 
 
@@ -334,8 +339,9 @@ def _failure(wave, result):
 def _measurement(step):
     d = step["detail"]
     finite = [v for v in d["values"].values() if isinstance(v, (int, float))]
+    higher_is_better = any(k in d["thresholds"] for k in ("min", "relative_min"))
     return {"metric": d["metric"], "at": step["at"], "time": d["time"], "values": d["values"],
-            "value": max(finite) if finite else None, "thresholds": d["thresholds"], "baseline": d["baseline"],
+            "value": ((min if higher_is_better else max)(finite)) if finite else None,   # the worst host "thresholds": d["thresholds"], "baseline": d["baseline"],
             "passed": d["verdict"] != FAILED, "reason": d["reason"]}
 
 
