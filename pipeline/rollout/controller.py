@@ -214,12 +214,7 @@ class Controller:
                     raise RolledBack(f"wave {wave}: {reason}",
                                      {"wave": wave, "metric": "health", "value": "; ".join(problems), "threshold": "healthy"})
                 raise GoldenError(reason, field="fleet")
-            new["state"] = "active"
-            fleet = self.fleets.load(name)
-            fleet.hosts[[h["name"] for h in fleet.hosts].index(slot)] = new
-            self.fleets.save(fleet)
-            self._observers(fleet).follow(fleet)
-            engine.destroy(old)
+            self._adopt(engine, name, new, old)
             seconds = round(time.monotonic() - t0, 1)
             state.record(rid, "replaced", wave=wave, host=slot,
                          detail={"from": old["version"], "to": version, "seconds": seconds, "id": new["id"]})
@@ -249,12 +244,19 @@ class Controller:
         if problems:
             engine.destroy(new)
             raise GoldenError(f"{dead['name']}: could not bring a host of {dead['version']} back: {'; '.join(problems)}")
-        new["state"] = "active"
-        fleet = self.fleets.load(fleet.fleet)
-        fleet.hosts[[h["name"] for h in fleet.hosts].index(dead["name"])] = new
-        self.fleets.save(fleet)
-        engine.destroy(dead)
+        self._adopt(engine, fleet.fleet, new, dead)
         state.done(seq)
+
+    def _adopt(self, engine, name, new, old):
+        """The healthy new host takes its slot in the fleet record (the observers follow), then the old one goes."""
+        new["state"] = "active"
+        fleet = self.fleets.load(name)
+        fleet.hosts[[h["name"] for h in fleet.hosts].index(new["name"])] = new
+        self.fleets.save(fleet)
+        observers = self._observers(fleet)
+        if observers.running():          # else reconcile starts them on the record as it now is
+            observers.follow(fleet)
+        engine.destroy(old)
 
     def _bake(self, wave):
         remaining = wave["bake"]
