@@ -1,9 +1,9 @@
 """The rollout controller's overhead and an emergency rollout's time, measured in one run on a real fleet.
 
-    .venv/bin/python benchmarks/rollout.py --store STORE --from VERSION_A --to VERSION_B [--hosts 4]
+    .venv/bin/python benchmarks/rollout.py --store STORE --from VERSION_A --to VERSION_B [--hosts 4] [--policy FILE]
 
-Boots a fleet of HOSTS local hosts on A, rolls it out to B with the default policy's waves and bakes
-(policies/web.yaml), then back to A as an emergency rollout (every wave baked for the policy's
+Boots a fleet of HOSTS local hosts on A, rolls it out to B with the policy's waves and bakes (default
+policies/web.yaml), then back to A as an emergency rollout (every wave baked for the policy's
 `emergency.bake`), and destroys the fleet. For each rollout it reports the wall time, the sum of its
 host replacements (launch to healthy) and of its bakes and analyses, and the controller's overhead:
 wall − replacements − bakes − analyses, as a share of the wall time. The baseline of the ratio is the
@@ -50,16 +50,18 @@ def main():
     p.add_argument("--from", dest="a", required=True, help="version the fleet starts on")
     p.add_argument("--to", dest="b", required=True, help="version rolled out")
     p.add_argument("--hosts", type=int, default=4)
+    p.add_argument("--policy", default=os.path.join(POLICIES_DIR, "web.yaml"),
+                   help="the rollout policy (default: the web role's, policies/web.yaml)")
     p.add_argument("--cache", default=os.environ.get("GOLDEN_CACHE", os.path.expanduser("~/.cache/golden")))
     args = p.parse_args()
     store = Store(args.store)
     fleets = Fleets(store.root, tempfile.mkdtemp(prefix="golden-bench-fleets-"))
-    policy = Policy.load(os.path.join(POLICIES_DIR, "web.yaml"))
+    policy = Policy.load(args.policy)
     emergency = dataclasses.replace(policy, waves=tuple(dataclasses.replace(w, bake=policy.emergency_bake)
                                                         for w in policy.waves))
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     controller = Controller(store, fleets, args.cache, log=log)
-    out = {"hosts": args.hosts}
+    out = {"hosts": args.hosts, "policy": args.policy}
     t0 = time.monotonic()
     manage.create(store, fleets, "bench", args.a, args.hosts, args.cache, log=log)
     out["create_s"] = round(time.monotonic() - t0, 1)

@@ -13,14 +13,13 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-import yaml
 
 from pipeline.checks.scenarios import acceptance, collect
 from pipeline.evidence.suite import reboot_check
 from pipeline.supply.sbom import build_sbom, packages_in, validate_sbom
 from pipeline.vm.boot import booted
 
-from .conftest import ROOT, golden, variant_spec
+from .conftest import ROOT, golden
 
 pytestmark = [pytest.mark.e2e, pytest.mark.vm]
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -100,26 +99,15 @@ def test_a_candidate_that_locks_itself_out_fails_the_reboot_check(published, tmp
     assert "Started \x1b[0;1;39mssh.service" in second_boot or "Started ssh.service" in second_boot
 
 
-@pytest.fixture(scope="module")
-def violating_run(published, e2e_dirs, tmp_path_factory):
-    """A variant built on the published image that breaks CIS 5.1.16 (MaxAuthTries)."""
-    version, image, sha = published
-    spec = tmp_path_factory.mktemp("variant") / "max-auth-tries.yaml"
-    spec.write_text(yaml.safe_dump(variant_spec("max-auth-tries", **{"base!": {"image": image, "sha256": sha}},
-                                                customize=[os.path.join(ROOT, "tests", "data", "max-auth-tries.sh")])))
-    proc = golden("run", "--spec", str(spec), dirs=e2e_dirs)
-    return proc, json.loads(proc.stdout or "{}"), version
-
-
 def test_a_variant_that_violates_a_control_fails_the_gate_and_is_not_published(violating_run, e2e_dirs):
-    proc, summary, published_version = violating_run
-    assert proc.returncode == 1, proc.stderr[-3000:]
+    run, summary, published_version = violating_run
+    assert run["exit"] == 1, run["stderr"][-3000:]
     assert summary["decision"] == "fail" and not summary["published"]
     assert any("CIS 5.1.16" in r for r in summary["reasons"]), summary["reasons"]
     gate = json.load(open(os.path.join(summary["run_dir"], "gate.json")))
     assert "5.1.16" in [f["cis_id"] for f in gate["failures"]]
     index = json.load(open(e2e_dirs["store"] / "index.json"))
-    assert list(index["images"]) == [published_version]
+    assert published_version in index["images"] and not any(v.startswith("golden-max-auth-tries") for v in index["images"])
     assert not any(n.startswith("golden-max-auth-tries") for n in os.listdir(e2e_dirs["store"] / "images"))
 
 
@@ -151,36 +139,6 @@ def test_a_waived_failure_passes_the_gate_until_the_exception_expires(violating_
     assert expired.returncode == 1 and record["decision"] == "fail"
     assert any(f"EXC-E2E-1 (owner ops-oncall@example.com) for CIS 5.1.16 expired on {expires}" in r
                for r in record["reasons"]), record["reasons"]
-
-
-@pytest.fixture(scope="session")
-def emergency(published, e2e_dirs, tmp_path_factory):
-    """`golden run --emergency` of the bastion spec (Level 2) against a feed in which openssh has
-    CVE-2099-0001 fixed in the version the images carry. A second feed adds CVE-2099-0002, fixed in
-    no version yet released, for `golden cve` to find in the published image (a scan against it
-    fails, as it should: a fix exists that the image lacks)."""
-    version, image, _ = published
-    sbom = json.load(open(os.path.join(e2e_dirs["store"], "images", version, "sbom.cdx.json")))
-    openssh = next(c for c in sbom["components"] if c.get("name") == "openssh" and "arch=source" in c.get("purl", ""))
-    work = tmp_path_factory.mktemp("emergency")
-    feed, later = work / "tracker.json", work / "tracker-later.json"
-    entry = lambda fixed: {"description": "test", "releases": {"bookworm": {  # noqa: E731
-        "status": "resolved", "fixed_version": fixed, "urgency": "high"}}}
-    json.dump({"openssh": {"CVE-2099-0001": entry(openssh["version"])}}, open(feed, "w"))
-    json.dump({"openssh": {"CVE-2099-0001": entry(openssh["version"]), "CVE-2099-0002": entry("1:99.0-1")}},
-              open(later, "w"))
-    feed_arg = f"debian-tracker={feed}"
-    before = golden("cve", "CVE-2099-0002", "--feed", f"debian-tracker={later}", "--json", dirs=e2e_dirs)
-    spec = work / "bastion.yaml"
-    spec.write_text(yaml.safe_dump(variant_spec("bastion", "golden-bastion.yaml",
-                                                scan={"feeds": {"debian-tracker": [str(feed)]}})))
-    proc = golden("run", "--spec", str(spec), "--emergency", "CVE-2099-0001", dirs=e2e_dirs)
-    try:
-        summary = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"golden run --emergency printed no summary (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    return {"exit": proc.returncode, "summary": summary, "stderr": proc.stderr, "spec": spec, "feed": feed_arg,
-            "before": before}
 
 
 CONNECTION_FAILURE = ("paramiko.", "EOFError", "SSHException", "fact collection failed")

@@ -92,7 +92,7 @@ class LocalEngine:
         return host
 
     def alive(self, host):
-        return procs.running(os.path.join(host["dir"], "qemu.pid"), f"golden-fleet-") is not None
+        return procs.running(os.path.join(host["dir"], "qemu.pid"), "golden-fleet-") is not None
 
     def wait_ready(self, host, timeout=420):
         """Wait until the host's `golden-fleet` login works and systemd finished booting; returns the
