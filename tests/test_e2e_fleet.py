@@ -68,11 +68,11 @@ def builds(fleet, web_published, e2e_dirs, tmp_path_factory):
         path.write_text(yaml.safe_dump(variant_spec("web", "golden-web.yaml", **changes)))
         return path
     on_a = {"image": image, "sha256": sha}
-    b = spec("web-b", **{"customize+": [os.path.join(DATA, "web-fix-netbase.sh")],
+    b = spec("web-b", **{"base!": on_a, "customize+": [os.path.join(DATA, "web-fix-netbase.sh")],
                          "scan": {"feeds": {"debian-tracker": [str(feed)]}}})
     c = spec("web-c", **{"base!": on_a, "customize+": [os.path.join(DATA, "web-limit-req.sh")]})
     d = spec("web-d", **{"base!": on_a, "customize+": [os.path.join(DATA, "web-slow.sh")]})
-    started = time.monotonic()
+    started = time.monotonic()      # all three layered on A: the same hardening and plan, so none hardens again
     procs = {"B": start_spec(e2e_dirs, b, "golden-run-web-b.stderr", "--emergency", CVE),
              "C": start_spec(e2e_dirs, c, "golden-run-web-c.stderr"),
              "D": start_spec(e2e_dirs, d, "golden-run-web-d.stderr")}

@@ -2,6 +2,7 @@
 every check kind has a plan branch and an applier, every configuration source a writer, the plan's
 columns are bound by name, and the file names scenarios rely on are the ones the hardening writes."""
 
+import json
 import glob
 import os
 import re
@@ -194,3 +195,32 @@ def test_the_record_lists_applied_and_skipped_controls(provision, tmp_path):
     data = json.loads(record.read_text())
     assert data["applied"] == ["1.5.9", "1.5.10", "5.1.16"] and data["skipped"] == [{"id": "5.1.20", "reason": "EXC-7"}]
     assert (data["role"], data["level"], data["hardening_version"]) == ("bastion", 2, "test")
+
+
+def test_a_layer_already_hardened_by_the_same_code_plan_and_packages_is_left_as_its_record_says(provision, tmp_path):
+    """The record keeps the fingerprint the hardening left; a layer on that image with nothing changed has
+    nothing to apply. Another plan, another hardening version or another package set applies again."""
+    directory, _ = provision
+    record = tmp_path / "record" / "hardening.json"
+    check = (f'GOLDEN_FILE_RECORD={record}; if already_hardened "$(hardening_fingerprint)"; then echo skip; '
+             'else echo apply; fi')
+    assert shell(directory, check).strip() == "apply"                       # no record yet
+    shell(directory, f"GOLDEN_FILE_RECORD={record}; applied 1.1.1; write_record")
+    written = json.loads(record.read_text())
+    assert len(written["fingerprint"]) == 64 and written["applied"] == ["1.1.1"]
+    assert shell(directory, check).strip() == "skip"
+    assert shell(directory, "HARDENING_VERSION=9.9.9; " + check).strip() == "apply"
+    packages = "dpkg-query() { command dpkg-query \"$@\"; echo extra-package 1.0 all; }; "
+    assert shell(directory, packages + check).strip() == "apply"
+    with open(directory / "plan.tsv", "a") as fh:
+        fh.write("9.9.9\tsysctl\tkernel.golden_test\t1\n")
+    assert shell(directory, check).strip() == "apply"
+
+
+def test_the_build_records_whether_the_hardening_applied_or_found_it_done(tmp_path):
+    from pipeline.image.build import _hardening_outcome
+    out = tmp_path / "packer-output.txt"
+    out.write_text("    qemu.local: hardening-cis 1.3.0: role web, level 1, 180 controls in the plan\n")
+    assert _hardening_outcome(out) == "applied"
+    out.write_text("    qemu.local: hardening-cis 1.3.0: already applied: /etc/golden/hardening.json records ...\n")
+    assert _hardening_outcome(out) == "already applied"

@@ -7,8 +7,9 @@
 # names both sides share; hardening/, this version's appliers (one per kind) and CIS sections
 # (the logic-shaped controls). Controls that carry an exception arrive as `skip` rows and are left.
 # Idempotent: every file it owns is rewritten whole; permissions only ever lose bits.
-# Output: the record of what was applied, by CIS id, with this version ($GOLDEN_FILE_RECORD).
-HARDENING_VERSION="1.2.0"
+# Output: the record of what was applied, by CIS id, with this version and the fingerprint of what
+# the outcome depends on ($GOLDEN_FILE_RECORD); with that fingerprint already recorded, nothing is done.
+HARDENING_VERSION="1.3.0"
 export HARDENING_VERSION   # read by the parts it sources
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C
@@ -20,6 +21,14 @@ for part in "$GOLDEN_PROVISION"/hardening/lib.sh "$GOLDEN_PROVISION"/hardening/a
     . "$part"
 done
 
+# A layer on a published image hardened by this code and plan, with no package changed since, has
+# nothing to apply: its base's record stays (its customize steps run after this, as in every build,
+# and the gate tests the whole image again).
+fingerprint=$(hardening_fingerprint)
+if already_hardened "$fingerprint"; then
+    log "already applied: $GOLDEN_FILE_RECORD records this version, plan and package set ($fingerprint)"
+    exit 0
+fi
 log "role $GOLDEN_ROLE, level $GOLDEN_LEVEL, $(controls_in_plan) controls in the plan"
 apply_packages_absent
 apply_packages_present

@@ -117,13 +117,29 @@ def build(spec, run, base, baseline, *, cache_dir, log, skipped=None):
     os.replace(produced, run.artifact)
     shutil.rmtree(output_dir, ignore_errors=True)
     digest = sha256_file(run.artifact)
+    hardened = _hardening_outcome(run.path("packer-output.txt"))
+    log(f"hardening {hversion}: {hardened}")
     info = {"path": run.artifact, "sha256": digest, "size": os.path.getsize(run.artifact), "attempts": attempt,
-            "packer": packer_version(), "hardening_version": hversion, "accelerator": accel,
+            "packer": packer_version(), "hardening_version": hversion, "hardening": hardened, "accelerator": accel,
             "base": {"path": base.path, "sha256": base.sha256, "origin": base.origin}}
     write_json_atomic(run.path("artifact.json"), info)
     os.unlink(key_path)   # the build key dies with the build
     log(f"candidate {os.path.basename(run.artifact)} sha256 {digest[:16]}...")
     return info
+
+
+ALREADY_HARDENED = re.compile(r"hardening-cis \S+: already applied: ")
+
+
+def _hardening_outcome(output):
+    """"applied", or "already applied" when the base's record showed this code, plan and package set (a
+    layer on an image hardened the same way: hardening-cis.sh had nothing to do)."""
+    try:
+        with open(output, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return "applied"
+    return "already applied" if ALREADY_HARDENED.search(text) else "applied"
 
 
 def _tail(path, lines):

@@ -103,15 +103,36 @@ scanned() {
 # shellcheck disable=SC2154  # id and reason are plan columns, bound by each()
 skip_row() { skipped+="${skipped:+, }{\"id\": \"$id\", \"reason\": \"$reason\"}"; }
 
+# What the hardening's outcome depends on: this version's code, the plan (with the image's meta, agents
+# and time servers) and the installed packages. The record keeps it as the hardening left the image.
+hardening_fingerprint() {
+    {
+        printf 'hardening-cis %s\n' "$HARDENING_VERSION"
+        cat "$PLAN" "$COLUMNS" "$GOLDEN_PROVISION/plan-meta.env"
+        cat "$GOLDEN_PROVISION/agents.tsv" "$GOLDEN_PROVISION/time-servers.txt" 2>/dev/null || true
+        cat "$GOLDEN_PROVISION"/hardening/lib.sh "$GOLDEN_PROVISION"/hardening/appliers/*.sh \
+            "$GOLDEN_PROVISION"/hardening/cis/*.sh
+        dpkg-query -W -f '${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort
+    } | sha256sum | cut -d' ' -f1
+}
+
+# already_hardened FINGERPRINT: the image's record says the last hardening left it with this fingerprint,
+# i.e. this is a layer on an image hardened by the same code and plan, and no package changed since.
+already_hardened() {
+    [ -f "$GOLDEN_FILE_RECORD" ] && grep -q "^  \"fingerprint\": \"$1\",\$" "$GOLDEN_FILE_RECORD"
+}
+
 write_record() {
-    local ids skipped out=$GOLDEN_FILE_RECORD
+    local ids skipped fingerprint out=$GOLDEN_FILE_RECORD
     mkdir -p "$(dirname "$out")"
     ids=$(printf '%s\n' "${!APPLIED[@]}" | sort -t. -k1,1n -k2,2n -k3,3n -k4,4n -k5,5n | sed 's/.*/"&"/' | paste -sd, -)
     skipped=""
     each skip skip_row
+    fingerprint=$(hardening_fingerprint)
     cat > "$out" <<JSON
 {
   "hardening_version": "$HARDENING_VERSION",
+  "fingerprint": "$fingerprint",
   "baseline_sha256": "$GOLDEN_BASELINE_SHA256",
   "role": "$GOLDEN_ROLE",
   "level": $GOLDEN_LEVEL,
