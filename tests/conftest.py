@@ -3,6 +3,7 @@ spec per session (the base image is cached in GOLDEN_CACHE, so only the first se
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -25,13 +26,30 @@ def variant_spec(name, source="golden-linux.yaml", **changes):
     return {"extends": os.path.join(ROOT, "images", source), "name": name, **changes}
 
 
+# GOLDEN_E2E_REUSE=DIR: a developer's shortcut, never CI's. The end-to-end tests work in DIR (an e2e root
+# an earlier session left: runs/, store/, fleets/) and take the default and web images from its store
+# (the newest published version of each) instead of building them.
+REUSE = os.environ.get("GOLDEN_E2E_REUSE")
+
+
 @pytest.fixture(scope="session")
 def e2e_dirs(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.fail("end-to-end tests build images: run them as root (./setup.sh pytest tests)")
-    root = tmp_path_factory.mktemp("e2e")
+    root = pathlib.Path(REUSE).resolve() if REUSE else tmp_path_factory.mktemp("e2e")
     cache = os.environ.get("GOLDEN_CACHE", os.path.expanduser("~/.cache/golden"))
     return {"runs": root / "runs", "store": root / "store", "cache": cache, "root": root}
+
+
+def _reused(dirs, image):
+    """(version, path, sha256) of the newest published version of IMAGE in a reused store."""
+    from pipeline.store.version import Version
+    entries = [e for v, e in json.load(open(dirs["store"] / "index.json"))["images"].items()
+               if Version.parse(v).name == image]
+    if not entries:
+        pytest.fail(f"GOLDEN_E2E_REUSE={REUSE}: its store has no published {image} image")
+    e = max(entries, key=lambda e: Version.sort_key(e["version"]))
+    return e["version"], str(dirs["store"] / e["file"]), e["sha256"]
 
 
 def start_spec(dirs, spec=None, log="golden-run.stderr", *extra):
@@ -85,9 +103,11 @@ def default_run(e2e_dirs):
 
 
 @pytest.fixture(scope="session")
-def published(default_run, e2e_dirs):
+def published(request, e2e_dirs):
     """The default spec's published image: (version, path, sha256)."""
-    return published_entry(default_run, e2e_dirs)
+    if REUSE:
+        return _reused(e2e_dirs, "linux")
+    return published_entry(request.getfixturevalue("default_run"), e2e_dirs)
 
 
 @pytest.fixture(scope="session")
@@ -144,9 +164,11 @@ LAYERED = {"web_published": _web, "violating_run": _violating, "emergency": _eme
 
 
 @pytest.fixture(scope="session")
-def web_published(layered):
+def web_published(request, e2e_dirs):
     """images/golden-web.yaml built on the default spec's published image: (version, path, sha256)."""
-    return layered["web_published"]
+    if REUSE:
+        return _reused(e2e_dirs, "web")
+    return request.getfixturevalue("layered")["web_published"]
 
 
 @pytest.fixture(scope="session")
