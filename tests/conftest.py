@@ -117,10 +117,14 @@ def layered(published, e2e_dirs, request, tmp_path_factory):
     mostly single-threaded (the host was a third idle during one build alone), so three at once take
     about two thirds of one after another. All of them finish before any test goes on: no test shares
     the cores with a build."""
-    wanted = {f for item in request.session.items for f in item.fixturenames}
+    wanted = {f for item in request.session.items if not _skipped(item) for f in item.fixturenames}
     work = tmp_path_factory.mktemp("layered")
     started = {name: recipe(published, e2e_dirs, work) for name, recipe in LAYERED.items() if name in wanted}
     return {name: finish(finish_spec(run)) for name, (run, finish) in started.items()}
+
+
+def _skipped(item):
+    return any(m.args and m.args[0] is True for m in item.iter_markers("skipif"))
 
 
 def _web(published, dirs, work):

@@ -31,7 +31,13 @@ from pipeline.fleet import local
 
 from .conftest import ROOT, finish_spec, golden, published_entry, start_spec, variant_spec
 
-pytestmark = [pytest.mark.e2e, pytest.mark.vm]
+# Five builds and about twenty host boots: some 45 minutes here, which the suite's CI time cannot hold next
+# to the rest (the whole suite must stay under 70). The module runs with GOLDEN_E2E_FLEET=1; the README
+# gives its last run's figures.
+FLEET_E2E = os.environ.get("GOLDEN_E2E_FLEET") == "1"
+pytestmark = [pytest.mark.e2e, pytest.mark.vm,
+              pytest.mark.skipif(not FLEET_E2E, reason="the fleet's end-to-end run (about 45 min) runs with "
+                                                       "GOLDEN_E2E_FLEET=1: it does not fit CI's time next to the rest")]
 POLICY = os.path.join(ROOT, "tests", "data", "rollout-e2e.yaml")
 DATA = os.path.join(ROOT, "tests", "data")
 FLEET = "web"
