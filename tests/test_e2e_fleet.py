@@ -10,11 +10,12 @@ team lives it:
    controller is killed with SIGKILL while the canary's host boots, a second rollout is refused, the
    resumed rollout fails the canary on the error rate and rolls back: every host reports B again;
 4. a second bad version D (every request takes over a second) fails the canary on latency;
-5. two rollbacks in three rollouts are over the policy's rollback budget: `golden kpi` exits 12.
+5. one host patched by hand is named, with each package, by the drift KPI;
+6. two rollbacks in three rollouts are over the policy's rollback budget: `golden kpi` exits 12.
 
-B, C and D are built at the same time (three `golden run`s, each allocating its version with an exclusive
-mkdir), while A's hosts idle: the builds' guests are mostly single-threaded, so three at once take well
-under three times one."""
+B, C and D are layers on A (the same hardening and plan: none hardens again). C and D are built at once
+before the fleet exists (each `golden run` allocates its version with an exclusive mkdir); B is built
+after the detection, while the fleet serves A."""
 
 import json
 import os
@@ -48,8 +49,31 @@ REPLACED = "eject"                           # a leaf package, replaced by an em
 GATES = {"error_rate", "latency_p90", "cpu", "memory_available", "kernel_log_errors"}
 
 
+def _layer_on_a(web_published, work, name, **changes):
+    """A spec layered on A (the same hardening and plan: none hardens again)."""
+    _, image, sha = web_published
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(variant_spec("web", "golden-web.yaml", **{
+        "base!": {"image": image, "sha256": sha}, **changes})))
+    return path
+
+
 @pytest.fixture(scope="module")
-def fleet(web_published, e2e_dirs):
+def bad(web_published, e2e_dirs, tmp_path_factory):
+    """C and D, built at once before the fleet exists: four serving hosts would take a core from the builds."""
+    work = tmp_path_factory.mktemp("fleet-bad")
+    started = time.monotonic()
+    procs = {k: start_spec(e2e_dirs, _layer_on_a(web_published, work, f"web-{k.lower()}",
+                                                 **{"customize+": [os.path.join(DATA, script)]}),
+                           f"golden-run-web-{k.lower()}.stderr")
+             for k, script in (("C", "web-limit-req.sh"), ("D", "web-slow.sh"))}
+    runs = {k: finish_spec(p) for k, p in procs.items()}
+    print(f"C and D built at once in {time.monotonic() - started:.0f} s")
+    return {k: published_entry(r, e2e_dirs)[0] for k, r in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def fleet(bad, web_published, e2e_dirs):
     proc = golden("fleet", "create", FLEET, "--image", web_published[0], "--hosts", "4", dirs=e2e_dirs)
     assert proc.returncode == 0, proc.stderr[-4000:]
     yield json.loads(proc.stdout)
@@ -57,35 +81,22 @@ def fleet(web_published, e2e_dirs):
 
 
 @pytest.fixture(scope="module")
-def builds(fleet, web_published, e2e_dirs, tmp_path_factory):
-    """The feed arrives, `golden due` judges, then B (the emergency rebuild), C and D build at once."""
-    a, image, sha = web_published
+def builds(fleet, bad, web_published, e2e_dirs, tmp_path_factory):
+    """The feed arrives while the fleet runs A, `golden due` judges, then B (the emergency rebuild) is built."""
+    a = web_published[0]
     sbom = json.load(open(e2e_dirs["store"] / "images" / a / "sbom.cdx.json"))
     netbase = next(c["version"] for c in sbom["components"]
                    if c.get("name") == "netbase" and "arch=source" in c.get("purl", ""))
-    work = tmp_path_factory.mktemp("fleet-builds")
+    work = tmp_path_factory.mktemp("fleet-emergency")
     feed = work / "tracker.json"
     json.dump({"netbase": {CVE: {"description": "end-to-end emergency", "releases": {"bookworm": {
         "status": "resolved", "fixed_version": f"{netbase}+golden1", "urgency": "high"}}}}}, open(feed, "w"))
     due = golden("due", "--feed", f"debian-tracker={feed}", "--json", dirs=e2e_dirs)
-
-    def spec(name, **changes):
-        path = work / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(variant_spec("web", "golden-web.yaml", **changes)))
-        return path
-    on_a = {"image": image, "sha256": sha}
-    b = spec("web-b", **{"base!": on_a, "customize+": [os.path.join(DATA, "web-fix-netbase.sh")],
-                         "scan": {"feeds": {"debian-tracker": [str(feed)]}}})
-    c = spec("web-c", **{"base!": on_a, "customize+": [os.path.join(DATA, "web-limit-req.sh")]})
-    d = spec("web-d", **{"base!": on_a, "customize+": [os.path.join(DATA, "web-slow.sh")]})
-    started = time.monotonic()      # all three layered on A: the same hardening and plan, so none hardens again
-    procs = {"B": start_spec(e2e_dirs, b, "golden-run-web-b.stderr", "--emergency", CVE),
-             "C": start_spec(e2e_dirs, c, "golden-run-web-c.stderr"),
-             "D": start_spec(e2e_dirs, d, "golden-run-web-d.stderr")}
-    runs = {k: finish_spec(p) for k, p in procs.items()}
-    print(f"B, C and D built at once in {time.monotonic() - started:.0f} s")
-    versions = {"A": a, **{k: published_entry(r, e2e_dirs)[0] for k, r in runs.items()}}
-    return {"due": due, "runs": runs, "versions": versions, "feed": f"debian-tracker={feed}", "netbase": netbase}
+    b = _layer_on_a(web_published, work, "web-b", **{"customize+": [os.path.join(DATA, "web-fix-netbase.sh")],
+                                                     "scan": {"feeds": {"debian-tracker": [str(feed)]}}})
+    run = finish_spec(start_spec(e2e_dirs, b, "golden-run-web-b.stderr", "--emergency", CVE))
+    versions = {"A": a, "B": published_entry(run, e2e_dirs)[0], **bad}
+    return {"due": due, "runs": {"B": run}, "versions": versions, "feed": f"debian-tracker={feed}", "netbase": netbase}
 
 
 def _status(e2e_dirs):
