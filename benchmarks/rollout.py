@@ -46,14 +46,27 @@ def figures(record, wall):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--store", required=True)
-    p.add_argument("--from", dest="a", required=True, help="version the fleet starts on")
-    p.add_argument("--to", dest="b", required=True, help="version rolled out")
+    p.add_argument("--record", action="append", metavar="ROLLOUT_JSON",
+                   help="only report the figures of recorded rollouts (store/rollouts/<fleet>/<id>/rollout.json; "
+                        "repeatable), their wall time from the record's start and finish")
+    p.add_argument("--store")
+    p.add_argument("--from", dest="a", help="version the fleet starts on")
+    p.add_argument("--to", dest="b", help="version rolled out")
     p.add_argument("--hosts", type=int, default=4)
     p.add_argument("--policy", default=os.path.join(POLICIES_DIR, "web.yaml"),
                    help="the rollout policy (default: the web role's, policies/web.yaml)")
     p.add_argument("--cache", default=os.environ.get("GOLDEN_CACHE", os.path.expanduser("~/.cache/golden")))
     args = p.parse_args()
+    if args.record:
+        out = {}
+        for path in args.record:
+            record = json.load(open(path))
+            out[record["id"]] = {"to": record["to"], "emergency": record.get("emergency"),
+                                 **figures(record, seconds(record["started_at"], record["finished_at"]))}
+        print(json.dumps(out, indent=2))
+        return
+    if not (args.store and args.a and args.b):
+        p.error("give --store, --from and --to (or --record)")
     store = Store(args.store)
     fleets = Fleets(store.root, tempfile.mkdtemp(prefix="golden-bench-fleets-"))
     policy = Policy.load(args.policy)
