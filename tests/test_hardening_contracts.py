@@ -224,3 +224,4 @@ def test_the_build_records_whether_the_hardening_applied_or_found_it_done(tmp_pa
     assert _hardening_outcome(out) == "applied"
     out.write_text("    qemu.local: hardening-cis 1.3.0: already applied: /etc/golden/hardening.json records ...\n")
     assert _hardening_outcome(out) == "already applied"
+    assert _hardening_outcome(tmp_path / "missing.txt") == "unknown"

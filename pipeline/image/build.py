@@ -133,12 +133,12 @@ ALREADY_HARDENED = re.compile(r"hardening-cis \S+: already applied: ")
 
 def _hardening_outcome(output):
     """"applied", or "already applied" when the base's record showed this code, plan and package set (a
-    layer on an image hardened the same way: hardening-cis.sh had nothing to do)."""
+    layer on an image hardened the same way: hardening-cis.sh had nothing to do); "unknown" without output."""
     try:
         with open(output, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
     except OSError:
-        return "applied"
+        return "unknown"
     return "already applied" if ALREADY_HARDENED.search(text) else "applied"
 
 

@@ -15,6 +15,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pipeline.errors import GoldenError  # noqa: E402
+from pipeline.kpi import figures, store_dashboard  # noqa: E402
+
 DAY, HOUR = 86400, 3600
 PHASE_COLOURS = {"rebuilt": "#4e79a7", "published": "#f28e2b", "rolled_out": "#59a14f"}
 CHART_IDS = ("age-over-time", "mttr-by-phase", "rollback-ratio", "drift-per-host")
@@ -134,8 +137,6 @@ def refresh(store, log=None):
     """Rewrite the store's dashboard from the store's records and its fleets' hosts, as `golden kpi` would;
     returns its path, or None (and says why through `log`) when it could not be written. A report links to
     the dashboard, never depends on it: a failure here changes no run's or rollout's result."""
-    from pipeline.errors import GoldenError
-    from pipeline.kpi import figures, store_dashboard
     try:
         fleets = figures.select_fleets(store)
         now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
