@@ -113,10 +113,10 @@ def published(request, e2e_dirs):
 @pytest.fixture(scope="session")
 def layered(published, e2e_dirs, request, tmp_path_factory):
     """The builds on the published default image that this session's tests need, started together: the
-    web spec, a variant that breaks CIS 5.1.16, the bastion spec's emergency rebuild. A build's guest is
-    mostly single-threaded (the host was a third idle during one build alone), so three at once take
-    about two thirds of one after another. All of them finish before any test goes on: no test shares
-    the cores with a build."""
+    web spec, a bad web version for the rollouts, a variant that breaks CIS 5.1.16, the bastion spec's
+    emergency rebuild. A build's guest is mostly single-threaded (the host was a third idle during one
+    build alone), so three at once took about four fifths of one after another (777 s against 944 s).
+    All of them finish before any test goes on: no test shares the cores with a build."""
     wanted = {f for item in request.session.items if not _skipped(item) for f in item.fixturenames}
     work = tmp_path_factory.mktemp("layered")
     started = {name: recipe(published, e2e_dirs, work) for name, recipe in LAYERED.items() if name in wanted}
@@ -164,7 +164,18 @@ def _emergency(published, dirs, work):
     return run, lambda result: {**result, "spec": spec, "feed": f"debian-tracker={feed}", "before": before}
 
 
-LAYERED = {"web_published": _web, "violating_run": _violating, "emergency": _emergency}
+def _web_limit_req(published, dirs, work):
+    """The fleet tests' bad web version: the web spec plus an nginx limit that refuses most requests under
+    load. It passes its own gate (a few requests in a row pass), so only the rollout's analysis can stop it."""
+    spec = work / "web-limit-req.yaml"
+    spec.write_text(yaml.safe_dump(variant_spec("web", "golden-web.yaml", **{
+        "customize+": [os.path.join(ROOT, "tests", "data", "web-limit-req.sh")]})))
+    run = start_spec(dirs, spec, "golden-run-web-limit-req.stderr")
+    return run, lambda result: published_entry(result, dirs)
+
+
+LAYERED = {"web_published": _web, "web_limit_req": _web_limit_req, "violating_run": _violating,
+           "emergency": _emergency}
 
 
 @pytest.fixture(scope="session")
@@ -173,6 +184,12 @@ def web_published(request, e2e_dirs):
     if REUSE:
         return _reused(e2e_dirs, "web")
     return request.getfixturevalue("layered")["web_published"]
+
+
+@pytest.fixture(scope="session")
+def web_limit_req(layered):
+    """A published web version that passes its gate but refuses most requests under load: (version, path, sha256)."""
+    return layered["web_limit_req"]
 
 
 @pytest.fixture(scope="session")
