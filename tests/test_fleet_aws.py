@@ -4,6 +4,10 @@ versions, rollouts in waves judged by CloudWatch alarms, rollback to the numbere
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import boto3
 import pytest
@@ -23,6 +27,8 @@ REGION = "eu-west-1"
 A, B, C, D = (f"golden-linux-2026.12.01+{n}" for n in (1, 2, 3, 4))
 DATA = os.path.join(os.path.dirname(__file__), "data", "aws-fleet")
 POLICY = os.path.join(DATA, "policy.yaml")
+LONG_CANARY = os.path.join(DATA, "long-canary-bake.yaml")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALARM = "web-5xx"
 quiet = lambda m: None      # noqa: E731
 
@@ -214,6 +220,92 @@ def test_bad_input_is_refused_before_anything_is_touched(store):
     assert sorted(template()[1]) == [1]
     assert not os.path.exists(os.path.join(store.root, "rollouts"))
     assert not os.path.exists(os.path.join(store.root, "fleets", "api.json"))
+
+
+def golden(store, *args, **kwargs):
+    """`golden ARGS --store STORE` as a subprocess of its own, against the test's moto (aws_env's environment)."""
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args, "--store", str(store.root)], cwd=ROOT,
+                            **kwargs)
+
+
+def unfinished_record(store):
+    """The fleet's one rollout record as last written, or None before the controller wrote it."""
+    d = os.path.join(store.root, "rollouts", "web")
+    paths = [os.path.join(d, rid, "rollout.json") for rid in (os.listdir(d) if os.path.isdir(d) else [])]
+    return read_json(paths[0]) if paths and os.path.isfile(paths[0]) else None
+
+
+def test_a_controller_killed_mid_wave_leaves_a_rollout_that_only_resume_touches_and_resume_rolls_it_back(
+        store, tmp_path):
+    """kill -9 of `golden rollout` in the canary's bake; meanwhile the group replaces an instance by itself (as an
+    ASG health check would), so the fleet record misses it. `--to` and rollback are refused; `--resume` re-reads
+    the group into the fleet record and returns the whole group to A."""
+    fleet_on_a(store)
+    log = tmp_path / "controller.log"
+    with open(log, "w") as out:
+        proc = golden(store, "rollout", "web", "--to", B, "--policy", LONG_CANARY, stdout=out,
+                      stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            record = unfinished_record(store)
+            canary = record["waves"][0] if record else {}
+            if canary.get("result") == "running" and canary["replacements"]:
+                break
+            assert proc.poll() is None, f"the controller ended ({proc.returncode}): {log.read_text()}"
+            assert time.monotonic() < deadline, f"no canary replacement within 40 s: {log.read_text()}"
+            time.sleep(0.2)
+        assert group()["LaunchTemplate"]["Version"] == "2"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert unfinished_record(store)["result"] == "running"
+    recorded = {h["instance_id"] for h in read_json(os.path.join(store.root, "fleets", "web.json"))["hosts"]}
+    (canary_instance,) = [r["instance"] for r in canary["replacements"]]
+    gone = sorted(i for i, a in running_amis().items() if a == ami(store, A))[0]
+    client("autoscaling").terminate_instance_in_auto_scaling_group(InstanceId=gone,
+                                                                   ShouldDecrementDesiredCapacity=False)
+    unrecorded = set(running_amis()) - recorded
+    assert canary_instance in recorded and len(unrecorded) == 1
+    assert running_amis()[next(iter(unrecorded))] == ami(store, B)    # launched from the pinned version 2
+
+    again = golden(store, "rollout", "web", "--to", C, "--policy", POLICY, stdout=subprocess.PIPE,
+                   stderr=subprocess.PIPE, text=True)
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 2 and "--resume" in err and unfinished_record(store)["id"] in err
+    assert sorted(template()[1]) == [1, 2]                             # no launch template version for C
+    with pytest.raises(GoldenError, match="--resume"):
+        engine.rollback(store, "web", log=quiet)
+    assert group()["LaunchTemplate"]["Version"] == "2"
+
+    resume = golden(store, "rollout", "web", "--resume", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = resume.communicate(timeout=120)
+    assert resume.returncode == 1, err
+    assert "golden: rolled back at wave canary: controller interrupted" in err
+    assert "is in golden-web but was not in the fleet record" in err and gone in err
+    record = unfinished_record(store)
+    assert record["result"] == "rolled_back" and record["finished_at"]
+    assert record["failure"] == {"wave": "canary", "metric": None, "value": None, "threshold": None,
+                                 "reason": "controller interrupted"}
+    assert "wave canary was interrupted" in record["reason"] and f"returned golden-web to {A}" in record["reason"]
+    assert record["waves"][0]["result"] == "interrupted" and record["waves"][0]["replacements"]
+    assert [w["result"] for w in record["waves"][1:-1]] == ["pending", "pending", "skipped", "skipped"]
+    back = record["waves"][-1]
+    assert back["name"] == "rollback" and back["result"] == "passed"
+    assert {r["instance"] for r in back["replacements"]}.isdisjoint(unrecorded | {canary_instance})
+    assert {r["host"] for r in back["replacements"]} == unrecorded | {canary_instance}
+    assert record["resumed"]["resync"]["found"] == sorted(unrecorded)
+    assert record["resumed"]["resync"]["gone"] == [gone]
+    amis = running_amis()
+    assert len(amis) == 4 and set(amis.values()) == {ami(store, A)}
+    assert group()["LaunchTemplate"]["Version"] == "1" and template()[0]["DefaultVersionNumber"] == 1
+    fleet = read_json(os.path.join(store.root, "fleets", "web.json"))
+    assert {h["instance_id"] for h in fleet["hosts"]} == set(amis) and len(fleet["hosts"]) == 4
+    assert fleet["versions"] == [A] and all(h["version"] == A for h in fleet["hosts"])
+
+    with pytest.raises(GoldenError, match="no unfinished AWS rollout"):
+        engine.resume(store, "web", log=quiet)
 
 
 @pytest.mark.xfail(raises=GoldenError, strict=True,

@@ -80,9 +80,18 @@ def _finish(record):
     print(json.dumps({k: record.get(k) for k in ("id", "fleet", "to", "result", "reason", "failure", "dir")}, indent=2))
     if record["result"] == "rolled_back":
         f = record["failure"] or {}
-        print(f"golden: rolled back at wave {f.get('wave')}: {f.get('metric')} = {f.get('value')} "
-              f"(threshold {f.get('threshold')})", file=sys.stderr)
+        if not f:
+            print(f"golden: rolled back: {record.get('reason')}", file=sys.stderr)
+        elif f.get("metric") is None:
+            print(f"golden: rolled back at wave {f.get('wave')}: {f.get('reason')}", file=sys.stderr)
+        else:
+            print(f"golden: rolled back at wave {f.get('wave')}: {f.get('metric')} = {f.get('value')} "
+                  f"(threshold {f.get('threshold')})", file=sys.stderr)
         return 1
+    if record["result"] == "failed":
+        print(f"golden: error: rollout {record.get('id')} of {record.get('fleet')} failed: {record.get('reason')}",
+              file=sys.stderr)
+        return 2
     return 0
 
 
@@ -98,6 +107,9 @@ def cmd_rollout(args):
                   f"{r['started_at']} → {r['finished_at'] or '-'}  {r['reason'] or ''}")
         return 0
     if args.resume:
+        if fleets.load(args.name).engine == "aws":       # an interrupted AWS rollout is rolled back (exit 1)
+            from pipeline.fleet import aws
+            return _finish(aws.resume(Store(args.store), args.name, log=Progress("rollout")))
         return _finish(controller.resume(args.name, Policy.load))
     if not args.to:
         raise GoldenError("give --to VERSION (or --resume, --history)", field="rollout")

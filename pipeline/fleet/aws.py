@@ -13,6 +13,12 @@ version is read from the AMI it runs. Where the endpoint implements it, StartIns
 same natively (checkpoints from the waves, the alarms, auto rollback); an endpoint that does not (moto)
 is detected by its answer and the engine falls back to the primitives, saying so. An alarm in ALARM at
 any time, or not OK when the bake ends (INSUFFICIENT_DATA included), fails the wave.
+
+A controller that dies mid-rollout leaves its record "running"; rollout and rollback refuse until `resume`,
+which rolls the rollout back (the wave's bake and readings died with the controller) after reading the
+group's actual instances into the fleet record:
+
+    record = resume(store, "web")          # record["result"] == "rolled_back"
 """
 
 import datetime as dt
@@ -277,6 +283,14 @@ class _Rollout:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.save()
 
+    @classmethod
+    def load(cls, path):
+        """The record at `path` as written last (by a controller that may have died since)."""
+        self = cls.__new__(cls)
+        self.path, self.data = path, read_json(path, "rollout record")
+        self.id = self.data["id"]
+        return self
+
     def save(self):
         write_json_atomic(self.path, self.data)
 
@@ -416,9 +430,10 @@ def rollout(store, fleet, version, policy, log=print, alarms=None, emergency=Fal
     ctx = _context(fl)
     ami = _usable(store, version, ctx["region"], aws)
     alarms = _check_alarms(aws, ctx["region"], list(alarms if alarms is not None else fl.extra["aws"]["alarms"]))
-    if fl.versions == [version]:
-        raise GoldenError(f"fleet {fleet} runs {version} already", field="version")
     with fleets.lock(fleet, f"rollout to {version}"):
+        _refuse_unfinished(store, fleet)
+        if fl.versions == [version]:
+            raise GoldenError(f"fleet {fleet} runs {version} already", field="version")
         previous, previous_version = _pinned(aws, ctx, fl)
         planned = plan_waves(policy, [h["name"] for h in fl.hosts], emergency=emergency)
         interval = min(g.interval for g in policy.gates)
@@ -528,6 +543,7 @@ def _roll_back(aws, ctx, fleets, fl, record, previous, previous_version, max_par
 def _native(aws, ctx, fleets, fl, record, refresh_id, planned, alarms, interval, previous, previous_version, version,
             ami, timeout, log):
     record.data["aws"].update(method="instance-refresh", instance_refresh=refresh_id)
+    record.save()                   # a resume cancels this refresh: its id is on disk before anything else
     log(f"instance refresh {refresh_id}: checkpoints at "
         + ", ".join(f"{round(100 * w.target / planned.size)} %" for w in planned.waves))
     r = _follow_refresh(aws, ctx, refresh_id, planned, record, alarms, interval, timeout * len(planned.waves), log)
@@ -562,6 +578,7 @@ def rollback(store, fleet, log=print, max_parallel=1, timeout=900, aws=None):
     fleets, fl = _fleet(store, fleet)
     ctx = _context(fl)
     with fleets.lock(fleet, "rollback"):
+        _refuse_unfinished(store, fleet)
         current, current_version = _pinned(aws, ctx, fl)
         earlier = sorted((n, v) for v, n in fl.extra["aws"]["template_versions"].items() if n < current)
         if not earlier:
@@ -573,3 +590,207 @@ def rollback(store, fleet, log=print, max_parallel=1, timeout=900, aws=None):
             "from_template_version": current, "to_template_version": number, "alarms": [], "method": "manual rollback"})
         return _roll_back(aws, ctx, fleets, fl, record, number, version, max_parallel, timeout,
                           f"manual rollback from {current_version}", None, log)
+
+
+# ------------------------------------------------------------------ interrupted rollouts
+
+def _unfinished(store, fleet):
+    """[(path, record)] of the fleet's AWS rollout records still "running", oldest first. Under the fleet's lock
+    (which a live controller holds until its rollout ends) such a record is one whose controller died."""
+    d = os.path.join(store.root, "rollouts", fleet)
+    out = []
+    for rid in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        path = os.path.join(d, rid, "rollout.json")
+        if os.path.isfile(path):
+            data = read_json(path, "rollout record")
+            if isinstance(data, dict) and data.get("engine") == ENGINE and data.get("result") == "running":
+                out.append((path, data))
+    return out
+
+
+def _refuse_unfinished(store, fleet):
+    unfinished = _unfinished(store, fleet)
+    if unfinished:
+        path, data = unfinished[-1]
+        raise GoldenError(f"rollout {data['id']} of {fleet} (to {data.get('to')}) did not finish ({path} says "
+                          f"running): run `golden rollout {fleet} --resume` first", field="fleet")
+
+
+def _cancel_refresh(aws, ctx, refresh_id, timeout, log):
+    """Cancel the group's instance refresh (the dead controller's) and wait until it has ended; an endpoint
+    without CancelInstanceRefresh, or with no refresh active, has nothing to cancel."""
+    import botocore.exceptions
+    import botocore.parsers
+    try:
+        aws.client("autoscaling", ctx["region"]).cancel_instance_refresh(AutoScalingGroupName=ctx["group"])
+    except (botocore.exceptions.ClientError, botocore.parsers.ResponseParserError) as exc:
+        why = _unknown_action(exc)
+        if why is not None:
+            log(f"CancelInstanceRefresh is not available ({why}): no instance refresh to cancel")
+            return
+        if isinstance(exc, botocore.exceptions.ClientError) and \
+                exc.response.get("Error", {}).get("Code") == "ActiveInstanceRefreshNotFound":
+            log(f"{ctx['group']}: no instance refresh is active")
+            return
+        raise GoldenError(f"AWS autoscaling CancelInstanceRefresh for {ctx['group']} failed: {exc}",
+                          field="aws") from None
+    log(f"instance refresh {refresh_id or '(not recorded)'} of {ctx['group']}: cancelling")
+    ids = {"InstanceRefreshIds": [refresh_id]} if refresh_id else {}
+    deadline = time.monotonic() + timeout
+    while True:
+        refreshes = aws.call("autoscaling", ctx["region"], "describe_instance_refreshes",
+                             AutoScalingGroupName=ctx["group"], **ids)["InstanceRefreshes"]
+        active = [r for r in refreshes if r["Status"] not in REFRESH_DONE]
+        if not active:
+            return
+        if time.monotonic() > deadline:
+            raise GoldenError(f"instance refresh {active[0]['InstanceRefreshId']} of {ctx['group']} is still "
+                              f"{active[0]['Status']} {timeout} s after CancelInstanceRefresh", field="fleet")
+        time.sleep(POLL)
+
+
+def _resync(aws, ctx, fleets, fleet, timeout, log):
+    """Make the fleet record list exactly the group's instances, each with the image version of the AMI it runs
+    (mapped through the fleet's numbered template versions): a controller that died between terminating an
+    instance and recording its replacement leaves the record stale. Returns {"found": [...], "gone": [...]}."""
+    instances = _settle(aws, ctx, lambda got: True, timeout, "a settled group (no instance launching or terminating)")
+    numbers = {n: v for v, n in fleet.extra["aws"]["template_versions"].items()}
+    by_ami = {v["LaunchTemplateData"].get("ImageId"): numbers[v["VersionNumber"]]
+              for v in aws.call("ec2", ctx["region"], "describe_launch_template_versions",
+                                LaunchTemplateId=ctx["launch_template"],
+                                Versions=[str(n) for n in sorted(numbers)])["LaunchTemplateVersions"]
+              if v["VersionNumber"] in numbers}
+
+    def version_of(instance_id):
+        image = instances[instance_id][0]
+        if image not in by_ami:
+            log(f"  {instance_id} runs {image}, which no launch template version of the fleet names")
+        return by_ami.get(image)
+
+    known = {h["name"] for h in fleet.hosts}
+    found = sorted((i for i in instances if i not in known), key=lambda i: instances[i][1])
+    gone = [h["name"] for h in fleet.hosts if h["name"] not in instances]
+    fresh = iter(found)
+    hosts = []
+    for h in fleet.hosts:                   # slot by slot: a recorded instance, or one the record missed
+        if h["name"] in instances:
+            hosts.append(dict(h, version=version_of(h["name"])))
+        elif (i := next(fresh, None)) is not None:
+            hosts.append(_host(i, version_of(i), instances[i][1]))
+    hosts += [_host(i, version_of(i), instances[i][1]) for i in fresh]
+    for i in gone:
+        log(f"  {i} is no longer in {ctx['group']}: dropped from the fleet record")
+    for i in found:
+        log(f"  {i} ({version_of(i) or 'unknown version'}) is in {ctx['group']} but was not in the fleet record: "
+            "added")
+    changed = [h["name"] for h in hosts if h["name"] in known and h["version"] != fleet.host(h["name"])["version"]]
+    for i in changed:
+        log(f"  {i} runs {next(h['version'] for h in hosts if h['name'] == i)}, not what the fleet record said")
+    fleet.hosts = hosts
+    fleets.save(fleet)
+    return {"found": found, "gone": gone, "corrected": changed}
+
+
+def resume(store, fleet, log=print, max_parallel=None, timeout=900, aws=None):
+    """Finish the AWS fleet's interrupted rollout (its controller died: kill -9, a lost machine) by rolling it
+    back; the rollout record, rolled_back (failed if the group could not be returned).
+
+        record = resume(Store("store"), "web")     # record["failure"]["reason"] == "controller interrupted"
+
+    The bake and the alarm readings of the wave the controller was in died with it, and finishing the rollout
+    without them would skip its gates: the group returns to the numbered version recorded before the rollout
+    began (an instance refresh of the dead controller is cancelled first), after the fleet record is made to
+    list the group's actual instances. An interrupted manual rollback is finished instead (to its target).
+    `max_parallel` defaults to the recorded policy's (1 without one).
+    """
+    aws = aws or Aws()
+    fleets = Fleets(store.root)
+    with fleets.lock(fleet, "resume of an interrupted rollout"):
+        _, fl = _fleet(store, fleet)
+        unfinished = _unfinished(store, fleet)
+        if not unfinished:
+            raise GoldenError(f"fleet {fleet} has no unfinished AWS rollout to resume", field="fleet")
+        if len(unfinished) > 1:
+            raise GoldenError(f"fleet {fleet} has {len(unfinished)} unfinished rollouts "
+                              f"({', '.join(p for p, _ in unfinished)}): golden never starts one while another is "
+                              "unfinished, so these records were not written by it; resolve them by hand",
+                              field="fleet")
+        record = _Rollout.load(unfinished[0][0])
+        a = record.data["aws"]
+        ctx = _context(fl)
+        manual = a.get("method") == "manual rollback"
+        # a rollout goes back to the number it began from; an interrupted manual rollback goes on to its target
+        previous = a["to_template_version"] if manual else a["from_template_version"]
+        by_number = {n: v for v, n in fl.extra["aws"]["template_versions"].items()}
+        if previous not in by_number:
+            raise GoldenError(f"rollout {record.id} returns to launch template version {previous}, which the fleet "
+                              "record does not map to an image version", field="fleet")
+        previous_version = by_number[previous]
+        if max_parallel is None:
+            max_parallel = 1
+            if record.data.get("policy"):
+                try:
+                    max_parallel = _load_policy(record.data["policy"]).max_parallel
+                except GoldenError as exc:
+                    log(f"the recorded policy does not load ({exc}): returning one instance at a time")
+        waves = record.data["waves"]
+        running = [w for w in waves if w["result"] == "running"]
+        ahead = next((w for w in waves if w["result"] == "pending"), None)
+        failed = next((w for w in waves if w["result"] == "failed"), None)
+        if manual:
+            failure, why = None, f"the manual rollback to {previous_version} was interrupted (the controller died)"
+        elif failed is not None and running and all(w["name"] == "rollback" for w in running):
+            # it died returning the group after a failed wave: that wave's failing reading is the failure
+            m = next((m for m in reversed(failed["measurements"]) if not m["passed"]), None) or {}
+            failure = {"wave": failed["name"], "metric": m.get("metric"), "value": m.get("value"),
+                       "threshold": m.get("threshold"), "reason": "controller interrupted during the rollback"}
+            why = f"wave {failed['name']} failed and its rollback was interrupted (the controller died)"
+        else:
+            if running:
+                name, why = running[0]["name"], f"wave {running[0]['name']} was interrupted (the controller died)"
+            elif ahead:
+                name, why = ahead["name"], f"the controller died before wave {ahead['name']} began"
+            else:
+                name = next((w["name"] for w in reversed(waves) if w["result"] != "skipped"), None)
+                why = "the controller died after the last wave, before the fleet was verified"
+            failure = {"wave": name, "metric": None, "value": None, "threshold": None,
+                       "reason": "controller interrupted"}
+        log(f"resuming rollout {record.id} of {fleet} to {record.data['to']} "
+            f"({a.get('method') or 'no method chosen yet'}): {why}; "
+            + (f"going on to {previous_version}" if manual else "its bake and alarm readings died with it, so the "
+               f"rollout is rolled back to {previous_version}") + f" (launch template version {previous})")
+        record.data["resumed"] = {"at": now_iso(), "pid": os.getpid()}
+        record.save()
+        if a.get("method") in (None, "instance-refresh"):      # None: a refresh may have started, unrecorded
+            _cancel_refresh(aws, ctx, a.get("instance_refresh"), timeout, log)
+        log(f"{ctx['group']}: reading its instances into the fleet record")
+        record.data["resumed"]["resync"] = _resync(aws, ctx, fleets, fl, timeout, log)
+        for w in running:
+            w.update(result="interrupted", finished_at=now_iso())
+        record.save()
+        done = _roll_back(aws, ctx, fleets, fl, record, previous, previous_version, max_parallel, timeout, why,
+                          failure, log)
+        if done["result"] != "rolled_back":
+            return done
+        try:
+            _verify_on(aws, ctx, fl, previous, previous_version)
+        except GoldenError as exc:
+            return record.finish("failed", f"{why}; after the resume's rollback: {exc}", failure)
+        record.data["reason"] = (f"{why}; the resume returned {ctx['group']} to {previous_version} "
+                                 f"(launch template version {previous})")
+        record.save()
+        return record.data
+
+
+def _verify_on(aws, ctx, fleet, number, version):
+    """The whole group pinned to numbered `number` (image `version`) and running its AMI, exactly the fleet
+    record's instances, all recorded on `version`."""
+    spec = _group(aws, ctx).get("LaunchTemplate") or {}
+    image = _ami_of_number(aws, ctx, number)
+    instances, settled = _instances(aws, ctx)
+    wrong = sorted(i for i, (a, _) in instances.items() if a != image)
+    if spec.get("Version") != str(number) or not settled or wrong or \
+            set(instances) != {h["name"] for h in fleet.hosts} or fleet.versions != [version]:
+        raise GoldenError(f"{ctx['group']} is not wholly back on {version} (launch template version "
+                          f"{spec.get('Version')}, {', '.join(wrong) or 'no instance'} on another AMI, "
+                          f"{'settled' if settled else 'not settled'})", field="fleet")
