@@ -113,7 +113,7 @@ def published(request, e2e_dirs):
 @pytest.fixture(scope="session")
 def layered(published, e2e_dirs, request, tmp_path_factory):
     """The builds on the published default image that this session's tests need, started together: the
-    web spec, a bad web version for the rollouts, a variant that breaks CIS 5.1.16, the bastion spec's
+    web spec, two bad web versions for the rollouts, a variant that breaks CIS 5.1.16, the bastion spec's
     emergency rebuild. A build's guest is mostly single-threaded (the host was a third idle during one
     build alone), so three at once took about four fifths of one after another (777 s against 944 s).
     All of them finish before any test goes on: no test shares the cores with a build."""
@@ -164,18 +164,20 @@ def _emergency(published, dirs, work):
     return run, lambda result: {**result, "spec": spec, "feed": f"debian-tracker={feed}", "before": before}
 
 
-def _web_limit_req(published, dirs, work):
-    """The fleet tests' bad web version: the web spec plus an nginx limit that refuses most requests under
-    load. It passes its own gate (a few requests in a row pass), so only the rollout's analysis can stop it."""
-    spec = work / "web-limit-req.yaml"
-    spec.write_text(yaml.safe_dump(variant_spec("web", "golden-web.yaml", **{
-        "customize+": [os.path.join(ROOT, "tests", "data", "web-limit-req.sh")]})))
-    run = start_spec(dirs, spec, "golden-run-web-limit-req.stderr")
-    return run, lambda result: published_entry(result, dirs)
+def _bad_web(script):
+    """A bad web version for the fleet tests: the web spec plus tests/data/SCRIPT. It passes its own gate
+    (a few requests in a row are served well), so only a rollout's analysis under load can stop it."""
+    def recipe(published, dirs, work):
+        name = script.removesuffix(".sh")
+        spec = work / f"{name}.yaml"
+        spec.write_text(yaml.safe_dump(variant_spec("web", "golden-web.yaml", **{
+            "customize+": [os.path.join(ROOT, "tests", "data", script)]})))
+        return start_spec(dirs, spec, f"golden-run-{name}.stderr"), lambda result: published_entry(result, dirs)
+    return recipe
 
 
-LAYERED = {"web_published": _web, "web_limit_req": _web_limit_req, "violating_run": _violating,
-           "emergency": _emergency}
+LAYERED = {"web_published": _web, "web_limit_req": _bad_web("web-limit-req.sh"), "web_slow": _bad_web("web-slow.sh"),
+           "violating_run": _violating, "emergency": _emergency}
 
 
 @pytest.fixture(scope="session")
@@ -190,6 +192,12 @@ def web_published(request, e2e_dirs):
 def web_limit_req(layered):
     """A published web version that passes its gate but refuses most requests under load: (version, path, sha256)."""
     return layered["web_limit_req"]
+
+
+@pytest.fixture(scope="session")
+def web_slow(layered):
+    """A published web version that passes its gate but takes over a second per request: (version, path, sha256)."""
+    return layered["web_slow"]
 
 
 @pytest.fixture(scope="session")
