@@ -8,6 +8,7 @@ import paramiko
 import pytest
 
 from pipeline.errors import GoldenError
+from pipeline.paths import IMAGES_DIR
 from pipeline.store.version import Version
 
 
@@ -38,8 +39,7 @@ def pytest_generate_tests(metafunc):
         from pipeline.checks.baseline import Baseline
         from pipeline.image.spec import ImageSpec
         opt = metafunc.config.option
-        path = opt.golden_spec or os.path.join(os.path.dirname(os.path.dirname(__file__)), "images",
-                                               "golden-linux.yaml")
+        path = opt.golden_spec or os.path.join(IMAGES_DIR, "golden-linux.yaml")
         agents = ImageSpec.load(path, Baseline.load()).agents
         metafunc.parametrize("agent", agents, ids=[a.name for a in agents])
 

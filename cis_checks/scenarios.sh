@@ -246,6 +246,20 @@ pam_arg_drop() {
     sed -i -E "/^[^#]*[[:space:]]$mod([[:space:]]|\$)/s/[[:space:]]$3(=[^[:space:]]*)?([[:space:]]|\$)/\\2/" "/etc/pam.d/$1"
 }
 
+# faillock_set KEY VALUE: /etc/security/faillock.conf sets KEY to VALUE: the file's settings of KEY
+# (the hardening's own among them) are replaced in place, or a line is appended where there is none;
+# commented examples (Debian ships only those) stay comments. pam_faillock reads the file unless its
+# PAM arguments say otherwise, and the hardening's arguments set no value.
+faillock_set() {
+    given "$1" "$2"
+    f=/etc/security/faillock.conf
+    if [ -f "$f" ] && grep -qE "^[[:space:]]*$1[[:space:]]*(=|\$)" "$f"; then
+        sed -i -E "s/^[[:space:]]*$1[[:space:]]*(=.*)?\$/$1 = $2/" "$f"
+    else
+        printf '%s = %s\n' "$1" "$2" >> "$f"
+    fi
+}
+
 # pwquality_local KEY VALUE: a local pwquality drop-in read after the baseline's.
 pwquality_local() {
     given "$1" "$2"

@@ -13,14 +13,13 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import GoldenError
+from pipeline.paths import ROOT
 from pipeline.store import channels, hooks
 from pipeline.store.revocation import revoke
 from pipeline.store.store import Store
 from pipeline.supply.verify import explain, verify
 
 from .runfixtures import gated_and_signed, make_run
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def publish(store, tmp_path, n, base=None):
@@ -155,7 +154,7 @@ def test_changes_killed_at_random_points_leave_a_consistent_index(store, tmp_pat
     rng = random.Random(12)
     committed = _consistent(store)
     for _ in range(8):
-        proc = subprocess.Popen([sys.executable, "-c", CHURN, store.root, *versions], cwd=REPO)
+        proc = subprocess.Popen([sys.executable, "-c", CHURN, store.root, *versions], cwd=ROOT)
         deadline = time.monotonic() + 120          # the churn has started changing the store: kill it anywhere
         while store.index()["seq"] <= committed and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)

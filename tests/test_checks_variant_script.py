@@ -1,6 +1,6 @@
 """tests/data/max-auth-tries.sh, the customize script the end-to-end variant runs in its build VM,
-run here for real in a private mount namespace (a tmpfs over sshd_config.d, the host's own is
-untouched): after a hardening that wrote the baseline's bound, it must break 5.1.16 and not 5.1.1."""
+run here for real in a private mount namespace (tmpfs over sshd_config.d and /run: the host's own
+are untouched): after a hardening that wrote the baseline's bound, it must break 5.1.16 and not 5.1.1."""
 
 import os
 import shutil
@@ -21,7 +21,10 @@ DROPINS = "/etc/ssh/sshd_config.d"
 
 def after_variant(hardened_bound):
     """`sshd -T` and the drop-ins' stat lines after the hardening's MaxAuthTries and the script."""
-    inner = (f"mount -t tmpfs tmpfs {DROPINS} && echo 'MaxAuthTries {hardened_bound}' > {DROPINS}/50-golden-cis.conf "
+    # sshd -T (here and in the script) needs its privilege separation directory, which exists only
+    # where sshd has run: a private /run has one.
+    inner = (f"mount -t tmpfs tmpfs {DROPINS} && mount -t tmpfs tmpfs /run && mkdir -p /run/sshd && "
+             f"echo 'MaxAuthTries {hardened_bound}' > {DROPINS}/50-golden-cis.conf "
              f"&& chmod 0600 {DROPINS}/50-golden-cis.conf && sh {SCRIPT} && echo '@@golden-fact@@ sshd' && sshd -T "
              f"&& echo '@@golden-fact@@ stat' && stat -c '{DROPINS}/*.conf|%n|%a|%U|%G|%F' {DROPINS}/*.conf")
     proc = subprocess.run(["unshare", "-m", "sh", "-c", inner], capture_output=True, text=True, timeout=60)

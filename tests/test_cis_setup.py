@@ -1,14 +1,10 @@
 """The Python controls of CIS sections 1, 2.4 and 3.1 against facts in the collector's own format:
 each shown compliant and violating."""
 
-import inspect
-
 import pytest
 
-from pipeline.checks.authoring import ControlFailed
-
 from .checkhelpers import check_module as load
-from .checkhelpers import facts
+from .checkhelpers import facts, findings
 
 apparmor = load("test_1_3_apparmor.py")
 bootloader = load("test_1_4_bootloader.py")
@@ -21,16 +17,6 @@ network = load("test_3_1_network_devices.py")
 
 def files(**paths):
     return "\n".join(f"### {path}\n{text}" for path, text in paths.items())
-
-
-def findings(control, f, values=None):
-    """What a control reports on these facts (empty: it passes)."""
-    kwargs = {"control_values": values} if "control_values" in inspect.signature(control).parameters else {}
-    try:
-        control(f, **kwargs)
-    except ControlFailed as exc:
-        return exc.findings
-    return []
 
 
 # 1.3.1.3 / 1.3.1.4 AppArmor -------------------------------------------------------------------
@@ -200,12 +186,12 @@ GDM_VIOLATIONS = {
 @pytest.mark.parametrize("cis_id", sorted(GDM_CONTROLS))
 def test_gdm_settings(cis_id):
     check, values = GDM_CONTROLS[cis_id], GDM_VALUES.get(cis_id, {})
-    assert findings(check, facts(packages=WITH_GDM, dconf=files(**DCONF)), values) == []
+    assert findings(check, facts(packages=WITH_GDM, dconf=files(**DCONF)), control_values=values) == []
     path, text, expected = GDM_VIOLATIONS[cis_id]
     broken = facts(packages=WITH_GDM, dconf=files(**dict(DCONF, **{path: text})))
-    assert findings(check, broken, values) == [expected]
+    assert findings(check, broken, control_values=values) == [expected]
     # Without gdm3 the recommendation is not applicable: even missing settings pass.
-    assert findings(check, facts(packages="cron\tinstalled\t3.0", dconf=""), values) == []
+    assert findings(check, facts(packages="cron\tinstalled\t3.0", dconf=""), control_values=values) == []
 
 
 def test_gdm_profile_without_system_db():

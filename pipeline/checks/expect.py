@@ -11,7 +11,7 @@ A plain value means "equal to". A mapping with one operator says more:
 
 `target()` is the value the hardening writes: the value itself, the bound, the first choice,
 or the allowed list joined by commas. `violating()` is a value a violation scenario writes: the
-bound plus (or minus) one, the other of yes/no.
+bound plus (or minus) one, one above a list of numbers, the other of yes/no.
 """
 
 import re
@@ -109,11 +109,14 @@ def target(spec):
 
 def violating(spec):
     """A value `spec` rejects, derived from it (None where no valid one follows from it: the
-    neighbour of a plain number, say, may be a value the program refuses):
+    neighbour of a plain number, say, may be a value the program refuses). A one_of of numbers
+    only is a range written out: one above its largest.
 
-        violating({"at_most": 4}) == "5";  violating(True) == "no"
+        violating({"at_most": 4}) == "5";  violating({"one_of": [5, 4, 3, 2, 1]}) == "6";  violating(True) == "no"
     """
     if isinstance(spec, dict):
         (op, arg), = spec.items()
+        if op == "one_of" and all(isinstance(a, int) and not isinstance(a, bool) for a in arg):
+            return str(max(arg) + 1)
         return str(arg + 1) if op == "at_most" else str(arg - 1) if op == "at_least" else None
     return {"yes": "no", "no": "yes"}.get(normalize(spec).lower())

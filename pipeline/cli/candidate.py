@@ -111,8 +111,9 @@ def cmd_report(args):
 
 
 def register(sub, p):
-    sp = add(sub, "run", cmd_run, "all stages: base, build, boot, test, sbom, scan, gate, sign, publish if passed",
-             [p.common, p.spec, p.workers, p.exceptions])
+    evidence = [n for n in stages.NAMES if n not in stages.RELEASE]
+    sp = add(sub, "run", cmd_run, f"all stages: {', '.join(evidence)}, then {' and '.join(stages.RELEASE)} if the "
+             "gate passed", [p.common, p.spec, p.workers, p.exceptions])
     sp.add_argument("--emergency", metavar="CVE-ID",
                     help="emergency rebuild: fail unless the new candidate's scan shows this CVE gone; "
                          "records the time to published (MTTR) in emergency.json")

@@ -28,6 +28,7 @@ SCRIPT = os.path.join(PACKER_DIR, "scripts", "hardening-cis.sh")
 LIBRARY = os.path.join(PACKER_DIR, "scripts", "hardening")     # uploaded as $GOLDEN_PROVISION/hardening
 _VERSION_RE = re.compile(r'^HARDENING_VERSION="?(\d+\.\d+\.\d+)"?', re.M)
 TAG_PREFIX = "hardening-v"
+RELEASES = os.path.join(PACKER_DIR, "scripts", "hardening-releases.tsv")   # released version -> commit
 EMPTY = "-"
 
 # The fields after `id kind` of every row kind of plan.tsv, by name.
@@ -129,12 +130,41 @@ def script_version(path=SCRIPT):
     return m.group(1)
 
 
-def resolve_script(version, work_dir, repo=ROOT):
-    """The hardening driver to run: the working tree's, or a released one from git tag hardening-vX.Y.Z.
+def released_versions(repo=ROOT):
+    """{version: commit} of the released hardening versions RELEASES lists in `repo` (none if it has no list)."""
+    path = os.path.join(repo, os.path.relpath(RELEASES, ROOT))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for n, line in enumerate(lines, 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not re.fullmatch(r"\d+\.\d+\.\d+", fields[0]) or not re.fullmatch(r"[0-9a-f]{40}", fields[1]):
+            raise GoldenError(f"expected `X.Y.Z COMMIT` (a full 40-digit commit id), not {line.strip()!r}",
+                              file=path, line=n)
+        if fields[0] in out:
+            raise GoldenError(f"version {fields[0]} is listed twice", file=path, line=n)
+        out[fields[0]] = fields[1]
+    return out
 
-    Releasing a hardening version is tagging the commit: `git tag hardening-v1.1.0`. A spec pins an
-    earlier one with `hardening: {version: 1.0.0}` (the rollback path). A released version is the
-    driver and its hardening/ directory (none before 1.2.0) as the tag holds them, under work_dir.
+
+def _git_has(repo, obj):
+    return subprocess.run(["git", "-C", repo, "cat-file", "-e", obj], capture_output=True, text=True)
+
+
+def resolve_script(version, work_dir, repo=ROOT):
+    """The hardening driver to run: the working tree's, or a released one.
+
+    A released version X.Y.Z is found at git tag hardening-vX.Y.Z, or else at the commit RELEASES
+    (packer/scripts/hardening-releases.tsv) lists for it: tags need not reach every clone, the
+    history does. Releasing a version is adding its line there (and, optionally, the tag). A spec
+    pins an earlier one with `hardening: {version: 1.2.0}` (the rollback path). A released version
+    is the driver and its hardening/ directory (none before 1.2.0) as that commit holds them, under
+    work_dir, and must state the version it was asked for.
     """
     rel = os.path.relpath(SCRIPT, ROOT)
     script = os.path.join(repo, rel)
@@ -142,25 +172,37 @@ def resolve_script(version, work_dir, repo=ROOT):
     if version in ("current", current):
         return script, current
     tag = f"{TAG_PREFIX}{version}"
-    proc = subprocess.run(["git", "-C", repo, "cat-file", "-e", f"{tag}:{rel}"], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise GoldenError(f"hardening version {version} is not released: no git tag {tag} with {rel} "
-                          f"({proc.stderr.strip() or 'git failed'})", field="hardening.version")
+    listing = os.path.relpath(RELEASES, ROOT)
+    proc = _git_has(repo, f"{tag}:{rel}")
+    if proc.returncode == 0:
+        ref, source = tag, f"tag {tag}"
+    else:
+        commit = released_versions(repo).get(version)
+        if commit is None:
+            raise GoldenError(f"hardening version {version} is not released: no git tag {tag} with {rel} "
+                              f"({proc.stderr.strip() or 'git failed'}), and {listing} does not list it",
+                              field="hardening.version")
+        listed = _git_has(repo, f"{commit}:{rel}")
+        if listed.returncode != 0:
+            raise GoldenError(f"hardening version {version}: {listing} names commit {commit}, which this clone "
+                              f"does not hold with {rel} (a shallow clone? fetch the history): "
+                              f"{listed.stderr.strip() or 'git failed'}", field="hardening.version")
+        ref, source = commit, f"commit {commit} ({listing})"
     lib = os.path.relpath(LIBRARY, ROOT)
-    has_lib = subprocess.run(["git", "-C", repo, "cat-file", "-e", f"{tag}:{lib}"], capture_output=True).returncode == 0
+    has_lib = _git_has(repo, f"{ref}:{lib}").returncode == 0
     dest = os.path.join(work_dir, f"hardening-{version}")
     shutil.rmtree(dest, ignore_errors=True)
     os.makedirs(dest)
-    archive = subprocess.run(["git", "-C", repo, "archive", "--format=tar", tag, "--", rel, *([lib] if has_lib else [])],
+    archive = subprocess.run(["git", "-C", repo, "archive", "--format=tar", ref, "--", rel, *([lib] if has_lib else [])],
                              capture_output=True)
     untar = subprocess.run(["tar", "-x", "-C", dest], input=archive.stdout, capture_output=True)
     if archive.returncode != 0 or untar.returncode != 0:
-        raise GoldenError(f"could not extract hardening {version} from tag {tag}: "
+        raise GoldenError(f"could not extract hardening {version} from {source}: "
                           f"{(archive.stderr or untar.stderr).decode(errors='replace').strip()}", field="hardening.version")
     path = os.path.join(dest, rel)
     found = script_version(path)
     if found != version:
-        raise GoldenError(f"tag {tag} holds hardening version {found}, not {version}", field="hardening.version")
+        raise GoldenError(f"{source} holds hardening version {found}, not {version}", field="hardening.version")
     return path, version
 
 
