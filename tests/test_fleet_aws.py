@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.errors import GoldenError
 from pipeline.fleet import aws as engine
+from pipeline.paths import ROOT
 from pipeline.release import aws as release
 from pipeline.release import tested as tested_mod
 from pipeline.store.revocation import revoke
@@ -28,7 +29,6 @@ A, B, C, D = (f"golden-linux-2026.12.01+{n}" for n in (1, 2, 3, 4))
 DATA = os.path.join(os.path.dirname(__file__), "data", "aws-fleet")
 POLICY = os.path.join(DATA, "policy.yaml")
 LONG_CANARY = os.path.join(DATA, "long-canary-bake.yaml")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALARM = "web-5xx"
 quiet = lambda m: None      # noqa: E731
 
