@@ -35,7 +35,11 @@ def _allowed_listener(proto, address, port, allowlist):
 
 @violates("setsid python3 -m http.server 8088 --bind 0.0.0.0 </dev/null >/dev/null 2>&1 & sleep 3")
 def test_listeners_within_the_allowlist(host, image_spec):
-    extra = [f"{p}/{port}@{a} {proc}" for p, a, port, proc in _listeners(host)
+    listeners = _listeners(host)
+    # An ss that printed nothing cannot pass: sshd, which the suite came in through, listens on tcp/22.
+    assert any(p == "tcp" and port == "22" for p, _, port, _ in listeners), \
+        f"ss listed no tcp/22 listener (sshd's): {listeners}"
+    extra = [f"{p}/{port}@{a} {proc}" for p, a, port, proc in listeners
              if not _allowed_listener(p, a, port, _allowlist(image_spec, "listening"))]
     assert not extra, f"listening outside the allowlist: {extra}"
 
@@ -44,6 +48,8 @@ def test_listeners_within_the_allowlist(host, image_spec):
 def test_no_package_outside_the_allowlist(host, image_spec):
     installed = host.check_output("dpkg-query -W -f '${Package} ${db:Status-Status}\\n'").split("\n")
     names = [l.split()[0] for l in installed if l.endswith(" installed")]
+    # An empty list cannot pass: the sshd the suite came in through is openssh-server's.
+    assert "openssh-server" in names, f"dpkg-query listed no installed openssh-server: {installed[:20]}"
     extra = [n for n in names if not any(fnmatch.fnmatchcase(n, g) for g in _allowlist(image_spec, "packages"))]
     assert not extra, f"{len(extra)} packages outside the allowlist: {extra[:20]}"
 

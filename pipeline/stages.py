@@ -25,6 +25,7 @@ says no), and raises GoldenError when it could not run (which stops the stages a
 import contextlib
 import datetime as dt
 import os
+import shlex
 from dataclasses import dataclass, field
 
 from pipeline.checks.baseline import Baseline
@@ -90,6 +91,9 @@ def _boot(ctx):
 
 def _test(ctx):
     vm = ctx.cand.vm
+    if ctx.extra_args:
+        ctx.log(f"extra pytest arguments ({shlex.join(ctx.extra_args)}): they may choose the tests, so the "
+                "gate will not accept this attempt")
     result = run_suite(ctx.run, ctx.cand.hostspec, ctx.spec, ctx.log, ctx.workers, extra_args=ctx.extra_args,
                        exception_paths=ctx.exception_paths, alive=lambda: vm.alive)
     ctx.results["test"] = result

@@ -3,8 +3,10 @@
 import hashlib
 import json
 import os
+import types
 import re
 
+from pipeline.evidence import suite
 from pipeline.checks.coverage import coverage
 from pipeline.evidence.junit import junit_name
 from pipeline.evidence.rundir import Run
@@ -88,8 +90,11 @@ def make_run(root, version="golden-linux-2026.11.26+1", junit=PASSING_JUNIT, boo
         _dump(run.path("boot", "boot.json"), {"attempt": attempt, "seconds_to_ssh": 30.0, "sha256_before": digest,
                                               "sha256_after": digest})
     if test_exit is not None:
-        _dump(run.path("test.json"), {"attempt": attempt, "exit_code": test_exit})
-        _dump(run.path("hygiene.json"), {"attempt": attempt, "exit_code": 0})
+        spec = types.SimpleNamespace(role=ROLE, level=LEVEL, name="linux", path="")
+        _dump(run.path("test.json"), {"attempt": attempt, "exit_code": test_exit, "command": suite.driver_command(
+            run, "test", suite.pytest_command(run, "127.0.0.1:2222", spec))})
+        _dump(run.path("hygiene.json"), {"attempt": attempt, "exit_code": 0, "command": suite.driver_command(
+            run, "hygiene", suite.hygiene_args(run, spec))})
         _dump(run.path("reboot.json"), {"attempt": attempt, "seconds_to_ssh": 40.0, "system_state": "running"})
         _dump(run.path("expected-tests.json"), {"attempt": attempt, "tests": SUITE_TESTS})
         _dump(run.path("expected-hygiene.json"), {"attempt": attempt, "tests": HYGIENE_TESTS})

@@ -2,6 +2,7 @@
 process snapshot must show what runs on the host and never the collector's own probes."""
 
 import os
+import socket
 import subprocess
 
 import pytest
@@ -60,3 +61,27 @@ def test_a_registered_snapshot_section_runs_with_the_snapshots(monkeypatch):
     req.add("golden_test_status")
     script = req.script()
     assert script.index("echo confined") < script.index("wait") < script.index("uname -r")
+
+
+@pytest.mark.parametrize("name", ["processes", "listening"])
+@pytest.mark.parametrize("text", ["", "\n  \n"])
+def test_an_empty_snapshot_is_an_error_not_a_quiet_host(name, text):
+    """ps or ss failing on the host: 2.3.3.2, 2.1.21 and 6.1.3.7 must error, not pass on "nothing runs"."""
+    with pytest.raises(facts.FactError, match=f"fact section '{name}' came back empty"):
+        Facts({name: text}).lines(name)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the collector runs as root, as on the candidate")
+def test_a_real_host_never_gives_an_empty_snapshot():
+    """What the snapshots hold on a host, collected for real: processes besides the collector's own, and
+    a listener (here one this test opens, as sshd's is on the candidate)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        req = Request()
+        req.add("processes")
+        req.add("listening")
+        got = collect(req)
+    assert got.lines("processes")
+    assert any(f"127.0.0.1:{port} " in line for line in got.lines("listening")), got.lines("listening")

@@ -246,7 +246,7 @@ def test_gate_counts_waivers_and_fails_once_they_expire(tmp_path):
         '<property name="waiver_id" value="EXC-A"/></properties><skipped message="WAIVED by EXC-A"/>')
     run = make_run(tmp_path, junit=junit)
     import json
-    json.dump({"exceptions": [{"id": "EXC-A", "controls": ["5.1.20"], "why": "vault migration",
+    json.dump({"attempt": run.attempt, "exceptions": [{"id": "EXC-A", "controls": ["5.1.20"], "why": "vault migration",
                                "owner": "sec@example.com", "approved_by": None, "ticket": "SEC-9",
                                "expires": "2026-12-10"}]}, open(run.path("exceptions.json"), "w"))
     noon = lambda d: dt.datetime.combine(d, dt.time(12), tzinfo=dt.timezone.utc)  # noqa: E731

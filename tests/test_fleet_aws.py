@@ -249,7 +249,7 @@ def test_a_controller_killed_mid_wave_leaves_a_rollout_that_only_resume_touches_
         deadline = time.monotonic() + 40
         while True:
             record = unfinished_record(store)
-            canary = record["waves"][0] if record else {}
+            canary = record["waves"][0] if record and record.get("waves") else {}
             if canary.get("result") == "running" and canary["replacements"]:
                 break
             assert proc.poll() is None, f"the controller ended ({proc.returncode}): {log.read_text()}"

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.errors import GoldenError
 from pipeline.evidence.gate import decide
+from pipeline.paths import ROOT
 from pipeline.store.store import Store
 
 from .runfixtures import FAILING_JUNIT, gated_and_signed, make_run, signing_key
@@ -114,7 +115,7 @@ def test_a_publish_killed_mid_copy_leaves_the_index_intact(tmp_path):
     gated_and_signed(big, tmp_path)
     code = ("import sys; from pipeline.store.store import Store; from pipeline.evidence.rundir import Run;"
             f"Store({str(store_dir)!r}).publish(Run({big.dir!r}), log=lambda m: None)")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     staging = store_dir / ".staging"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (staging.exists() and any(staging.iterdir())):

@@ -1,6 +1,7 @@
 """The store fails closed on a wrong-shaped index, an edited signed record, a foreign first key and a full disk,
 and never deletes a sealed image without an explicit command."""
 
+import errno
 import json
 import os
 import subprocess
@@ -10,11 +11,11 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import GoldenError
+from pipeline.paths import ROOT
 from pipeline.store.store import Store
 
 from .runfixtures import gated_and_signed, make_run, signing_key
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = dict(log=lambda m: None)
 
 
@@ -160,7 +161,7 @@ def test_concurrent_first_publishes_with_different_keys_one_wins_the_other_is_re
     for n in (1, 2):
         run = make_run(tmp_path / "runs", version=f"golden-linux-2026.11.26+{n}", payload=os.urandom(1 << 20) * 8)
         args.append((run.dir, gated_and_signed(run, tmp_path / f"k{n}")))
-    procs = [subprocess.Popen([sys.executable, "-c", PUBLISH, str(store_dir), d, k], cwd=REPO, text=True,
+    procs = [subprocess.Popen([sys.executable, "-c", PUBLISH, str(store_dir), d, k], cwd=ROOT, text=True,
                               stdout=subprocess.PIPE) for d, k in args]
     results = [(p.wait(timeout=120), p.stdout.read()) for p in procs]
     assert sorted(code for code, _ in results) == [0, 2], results
@@ -211,3 +212,52 @@ def test_a_full_disk_during_a_later_publish_leaves_the_store_as_it_was(tmp_path,
     assert code == 2 and "No space left on device" in err and "Traceback" not in err
     assert _tree(store_dir) == before and not (store_dir / ".staging").exists()
     assert main(["verify", first.version, "--store", str(store_dir)]) == 0
+
+
+def _fill(directory):
+    """Write into `directory` until its filesystem is full."""
+    fd = os.open(os.path.join(directory, "filler"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        while True:
+            os.write(fd, b"\0" * 512)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("command", [
+    ["store", "trust", "{key}", "--reason", "a second signer"],
+    ["promote", "{version}", "--channel", "stable", "--reason", "baked"],
+    ["revoke", "{version}", "--reason", "CVE-2026-0001"],
+])
+def test_a_full_disk_during_any_store_change_is_a_clear_error(tmp_path, small_fs, capsys, command):
+    """Not only publish: every store change (one Store.change) is exit 2 with the reason and the store as it
+    was, its undo done and events.jsonl cut back."""
+    store_dir = small_fs / "store"
+    run = make_run(tmp_path / "runs")
+    Store(store_dir).publish(run, public_key=gated_and_signed(run, tmp_path), **QUIET)
+    _, second = signing_key(tmp_path / "second")
+    _fill(small_fs)
+    before = _tree(store_dir)
+    args = [a.format(key=second, version=run.version) for a in command]
+    code = main([*args, "--store", str(store_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err, err
+    assert f"cannot write the store ({command[1] if command[0] == 'store' else command[0]})" in err, err
+    assert _tree(store_dir) == before
+    os.unlink(small_fs / "filler")
+    assert main(["verify", run.version, "--store", str(store_dir)]) == 0
+    assert [e["action"] for e in Store(store_dir).events()] == ["publish"]
+
+
+def test_publish_with_an_empty_key_cache_makes_no_key_and_touches_no_store(tmp_path, capsys, monkeypatch):
+    """Publishing trusts a key, it never makes one: with no key in the cache, exit 2, no key, no store."""
+    monkeypatch.delenv("GOLDEN_SIGNING_KEY", raising=False)
+    run = make_run(tmp_path / "runs")
+    gated_and_signed(run, tmp_path)
+    cache, store_dir = tmp_path / "cache", tmp_path / "store"
+    code = main(["publish", "--run", run.dir, "--store", str(store_dir), "--cache", str(cache)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no signing key" in err and "Traceback" not in err, err
+    assert not cache.exists() and not store_dir.exists()

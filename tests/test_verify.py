@@ -6,6 +6,7 @@ import os
 import pytest
 
 from pipeline.cli import main
+from pipeline.errors import GoldenError
 from pipeline.store.store import Store
 from pipeline.supply import attest
 from pipeline.supply.verify import explain, explain_text, verify
@@ -186,3 +187,83 @@ def test_the_package_index_is_published_and_an_edited_one_fails(published):
     findings = {n: (ok, d) for n, ok, d in verify(store, version)[1]}
     assert findings["package index"][0] is False and "differs from the stored SBOM" in findings["package index"][1]
     assert main(["verify", version, "--store", str(store.root)]) == 1
+
+
+# ---- the run records explain reads (what the image was built from) are signed too
+
+RECORD_EDITS = {
+    "run.json-commit": ("run.json", lambda r: r.update(commit="0" * 40)),
+    "run.json-role": ("run.json", lambda r: r.update(role="bastion", level=2)),
+    "artifact.json-hardening": ("artifact.json", lambda a: a.update(hardening_version="9.9.9")),
+    "artifact.json-base": ("artifact.json", lambda a: a.update(base={"sha256": "f" * 64, "origin": "elsewhere"})),
+}
+
+
+def test_a_published_image_explains_its_records_as_signed(published):
+    store, version, _ = published
+    findings = {n: (ok, d) for n, ok, d in verify(store, version)[1]}
+    assert findings["byproducts"][0] and "artifact.json" in findings["byproducts"][1]
+    assert "run.json" in findings["byproducts"][1] and "not signed" not in findings["byproducts"][1]
+    story = explain(store, version)
+    assert story["built_from"]["not_as_signed"] is None and "NOT vouched" not in explain_text(story)
+
+
+@pytest.mark.parametrize("edit", sorted(RECORD_EDITS))
+def test_an_edited_run_record_fails_verify_and_explain_says_so(published, capsys, edit):
+    store, version, directory = published
+    name, change = RECORD_EDITS[edit]
+    _edit_json(directory / name, change)
+    findings = {n: (ok, d) for n, ok, d in verify(store, version)[1]}
+    assert findings["byproducts"][0] is False, findings["byproducts"]
+    assert str(directory / name) in findings["byproducts"][1] and "changed after signing" in findings["byproducts"][1]
+    assert main(["verify", version, "--store", str(store.root)]) == 1
+    assert name in capsys.readouterr().err
+    story = explain(store, version)
+    assert name in story["built_from"]["not_as_signed"]
+    assert f"NOT vouched for by the signature: {directory / name}" in explain_text(story)
+
+
+@pytest.mark.parametrize("name", attest.SIGNED_RECORDS)
+def test_publish_refuses_a_run_record_edited_after_signing(tmp_path, name):
+    run = make_run(tmp_path / "runs")
+    public = gated_and_signed(run, tmp_path / "keys")
+    data = json.load(open(run.path(name)))
+    with open(run.path(name), "w") as fh:
+        json.dump(data | {"commit" if name == "run.json" else "hardening_version": "edited"}, fh)
+    with pytest.raises(GoldenError, match="changed after signing") as exc:
+        Store(tmp_path / "store").publish(run, public_key=public, log=lambda m: None)
+    assert exc.value.file == run.path(name)
+
+
+def test_an_image_signed_before_the_records_were_still_verifies_and_says_so(tmp_path, monkeypatch):
+    """Backward compatible: a provenance with no internalParameters.records (signed by an earlier version)
+    verifies on its byproducts; verify and explain say its records are not signed."""
+    made = attest.provenance
+
+    def without_records(run, **kw):
+        predicate = made(run, **kw)
+        del predicate["buildDefinition"]["internalParameters"]["records"]
+        return predicate
+    monkeypatch.setattr(attest, "provenance", without_records)
+    store = Store(tmp_path / "store")
+    run = make_run(tmp_path / "runs")
+    store.publish(run, log=lambda m: None, public_key=gated_and_signed(run, tmp_path / "keys"))
+    findings = {n: (ok, d) for n, ok, d in verify(store, run.version)[1]}
+    assert all(ok for ok, _ in findings.values()), findings
+    assert "run.json, artifact.json not signed (signed before the records were)" in findings["byproducts"][1]
+    assert "were not signed" in explain(store, run.version)["built_from"]["not_as_signed"]
+
+
+def test_a_provenance_that_signs_records_must_sign_both(tmp_path, monkeypatch):
+    made = attest.provenance
+
+    def run_json_only(run, **kw):
+        predicate = made(run, **kw)
+        internal = predicate["buildDefinition"]["internalParameters"]
+        internal["records"] = [r for r in internal["records"] if r["name"] == "run.json"]
+        return predicate
+    monkeypatch.setattr(attest, "provenance", run_json_only)
+    store = Store(tmp_path / "store")
+    run = make_run(tmp_path / "runs")
+    with pytest.raises(GoldenError, match="lists no artifact.json among its records"):
+        store.publish(run, log=lambda m: None, public_key=gated_and_signed(run, tmp_path / "keys"))

@@ -164,9 +164,11 @@ PARAM_SECTIONS = {"stat": _stat_snippet, "modules": _modules_snippet, "config": 
                   "content": _content_snippet, "unit_files": _unit_files_snippet}
 
 
-# Sections that always print something on a working system: empty means the command failed.
+# Sections that always print something on a working system: empty means the command failed. A host
+# always runs processes the collector did not start (PID 1, the sshd the suite came in through), and
+# something listens on it (that sshd): an empty snapshot is a failed ps or ss, not a quiet host.
 NEVER_EMPTY = {"sshd", "sysctl", "packages", "unit_files", "units", "mounts", "passwd", "group", "shadow", "cmdline",
-               "login_shells"}
+               "login_shells", "processes", "listening"}
 # Filesystem scans end with a marker: without it the scan did not finish, and an empty list
 # would wrongly read as "nothing found".
 SCANS = {"suid_sgid": "S", "world_writable": "W", "unowned": "U"}     # derived from fs_scan by tag

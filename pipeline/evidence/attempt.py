@@ -1,7 +1,8 @@
 """Attempts: every `golden test` (and the test stages of `golden run`) starts from no evidence. The
 earlier attempt's evidence is moved to `attempts/<its id>/` before the new attempt writes anything,
 and every evidence file the new one writes carries its id, so the gate can accept one attempt's
-complete set only.
+complete set only. A per-boot private key (`boot/*.key`) is never archived: the boot deletes it
+when the VM stops, and after a `kill -9` of the driver the next attempt deletes it here.
 
     attempt_id = start(run)          # run.json's attempt.id; the old evidence is now in attempts/<old id>/
     run.attempt                      # the current attempt's id (None before the first)
@@ -25,6 +26,8 @@ def start(run):
     """A new attempt on `run`: the evidence of the one before moved aside, then a new id recorded."""
     old = (run.meta.get("attempt") or {}).get("id")
     present = [name for name in EVIDENCE if os.path.lexists(run.path(name))]
+    for name in [*present, ATTEMPTS_DIR]:      # attempts/: those archived before keys were deleted here
+        _delete_private_keys(run.path(name))
     if present:
         aside = run.path(ATTEMPTS_DIR, old or f"unrecorded-{uuid.uuid4()}")
         os.makedirs(aside, exist_ok=True)
@@ -34,3 +37,13 @@ def start(run):
                "previous": old}
     run.update_meta(attempt=attempt)
     return attempt["id"]
+
+
+def _delete_private_keys(path):
+    """The per-boot private keys (`*.key`; their `.key.pub` halves stay) under an evidence directory."""
+    if os.path.islink(path):
+        return
+    for directory, _, files in os.walk(path):
+        for name in files:
+            if name.endswith(".key"):
+                os.unlink(os.path.join(directory, name))

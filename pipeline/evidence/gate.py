@@ -9,18 +9,21 @@ whose sha256 differs from the one that was booted and tested, a missing or faile
 scan, or an exception (waiver) that has expired. And the JUnit must be what was expected: every
 evidence file from the run's current attempt, each JUnit holding exactly the test cases its session
 collected (no case missing, extra, nameless or twice; declared counts that match the cases), and
-every checked control of the run's role and level with exactly one verdict.
+every checked control of the run's role and level with exactly one verdict, and each pytest session
+run with the driver's own arguments and no others (an extra `-k` or `--deselect` given to
+`golden test -- ARGS` shrinks what is collected and what is reported together).
 """
 
 import collections
 import datetime as dt
 import os
+import shlex
 
 from pipeline.checks.coverage import coverage
 from pipeline.errors import GoldenError
 from pipeline.evidence.attempt import EXPECTED
 from pipeline.evidence.junit import JUnitError, junit_name, read_junit
-from pipeline.evidence.suite import REBOOT_CASE
+from pipeline.evidence.suite import REBOOT_CASE, unrequested_arguments
 from pipeline.util import read_json, sha256_file, write_json_atomic
 
 # Every run must bring all three; a missing one fails the gate.
@@ -32,7 +35,9 @@ REQUIRED_JUNIT = (("junit-hygiene.xml", "the artifact's hygiene, before boot"),
 ATTEMPT_RECORDS = (("boot/boot.json", "the boot", False), ("hygiene.json", "the hygiene inspection", False),
                    ("test.json", "the suite", False), ("reboot.json", "the reboot", True),
                    (EXPECTED["junit-hygiene.xml"], "the hygiene tests collected", True),
-                   (EXPECTED["junit.xml"], "the suite's tests collected", True))
+                   (EXPECTED["junit.xml"], "the suite's tests collected", True),
+                   # absent, no waiver holds (decide() fails every waived case); of another attempt, none may
+                   ("exceptions.json", "the exceptions the suite ran with", False))
 COUNTED = ("passed", "failed", "error", "skipped", "waived", "not-applicable")
 
 
@@ -52,6 +57,31 @@ def _attempt_reasons(run, attempt):
             reasons += [f"no {name} ({what}) from attempt {attempt}"] if required else []
         elif record.get("attempt") != attempt:
             reasons.append(f"{name} ({what}) is from attempt {record.get('attempt')}, not the current {attempt}")
+    return reasons
+
+
+def _command_reasons(run, name, what, record):
+    """The session's recorded command against the driver's own (suite.unrequested_arguments): any
+    argument the driver does not give may have chosen the tests, so the session is not evidence.
+
+    The acceptance and hygiene tests have no catalogue to be checked against as the CIS controls
+    have; the driver's fixed argument list is what says which of them a session must run. The
+    driver always records it: a record without one was not written by the driver.
+    """
+    command = record.get("command")
+    if not command:
+        return [f"{name}.json ({what}): it records no command (the driver always does): nothing says which "
+                "tests the session was asked to run"]
+    if not isinstance(command, list) or not all(isinstance(t, str) for t in command):
+        return [f"{name}.json ({what}): its command is not a list of arguments"]
+    extra, missing = unrequested_arguments(run, name, command)
+    reasons = []
+    if extra:
+        reasons.append(f"{name}.json ({what}): pytest ran with argument(s) the driver does not give: "
+                       f"{shlex.join(extra)}; a session that chose its own tests is not evidence "
+                       "(run golden test without extra pytest arguments)")
+    if missing:
+        reasons.append(f"{name}.json ({what}): pytest ran without the driver's argument(s) {shlex.join(missing)}")
     return reasons
 
 
@@ -151,9 +181,11 @@ def decide(run, *, now=None):
         test = _read(run, f"{name}.json", f"{name} record")
         if test is None:
             reasons.append(f"{what} did not run (no {name}.json)")
-        elif test.get("status") == "interrupted" or test.get("exit_code") not in (0, 1):
-            reasons.append(f"pytest ({what}) did not finish normally (exit code {test.get('exit_code')}: "
-                           f"{test.get('cause') or test.get('exit_meaning', 'see its log')})")
+        else:
+            if test.get("status") == "interrupted" or test.get("exit_code") not in (0, 1):
+                reasons.append(f"pytest ({what}) did not finish normally (exit code {test.get('exit_code')}: "
+                               f"{test.get('cause') or test.get('exit_meaning', 'see its log')})")
+            reasons += _command_reasons(run, name, what, test)
 
     scan = _read(run, "scan.json", "scan record")
     if scan is None:

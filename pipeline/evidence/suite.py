@@ -7,11 +7,13 @@ comes back; every result is a JUnit file in the run directory:
     junit-reboot.xml    the candidate rebooted and answered again, fully up
 """
 
+import collections
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
@@ -64,11 +66,14 @@ def pytest_command(run, hostspec, spec, workers=2, extra_args=(), exception_path
             *extra_args]
 
 
+def hygiene_args(run, spec):
+    return ["acceptance", "-m", "hygiene", f"--artifact={run.artifact}", f"--spec={spec.path}",
+            f"--image-version={run.version}", "-rfE", "--tb=short"]
+
+
 def hygiene(run, spec, log):
     """The hygiene tests against the artifact file itself, read-only, before any boot."""
-    args = ["acceptance", "-m", "hygiene", f"--artifact={run.artifact}", f"--spec={spec.path}",
-            f"--image-version={run.version}", "-rfE", "--tb=short"]
-    return run_pytest(run, args, "hygiene", log)
+    return run_pytest(run, hygiene_args(run, spec), "hygiene", log)
 
 
 def run_suite(run, hostspec, spec, log, workers=2, extra_args=(), exception_paths=None, alive=None):
@@ -107,10 +112,8 @@ def run_pytest(run, args, name, log, alive=None):
 
         record = run_pytest(run, ["acceptance", "-m", "hygiene"], "hygiene", print)   # hygiene.json
     """
-    junit, log_name = SESSIONS[name]
-    cmd = [sys.executable, "-m", "pytest", "-p", PLUGIN, f"--attempt-id={run.attempt}",
-           f"--expected-tests={run.path(EXPECTED[junit])}", f"--junitxml={run.path(junit)}", "-o",
-           "junit_family=xunit1", "-p", "no:cacheprovider", "-q", "--color=no", *args]
+    log_name = SESSIONS[name][1]
+    cmd = driver_command(run, name, args)
     t0 = time.monotonic()
     record = {"attempt": run.attempt, "command": cmd}
     proc = None
@@ -138,6 +141,57 @@ def run_pytest(run, args, name, log, alive=None):
         record["seconds"] = round(time.monotonic() - t0, 1)
         write_json_atomic(run.path(f"{name}.json"), record)
     return record
+
+
+def driver_command(run, name, args):
+    """The whole command of session `name` (hygiene, test) with the session's own `args`."""
+    junit = SESSIONS[name][0]
+    return [sys.executable, "-m", "pytest", "-p", PLUGIN, f"--attempt-id={run.attempt}",
+            f"--expected-tests={run.path(EXPECTED[junit])}", f"--junitxml={run.path(junit)}", "-o",
+            "junit_family=xunit1", "-p", "no:cacheprovider", "-q", "--color=no", *args]
+
+
+# The driver's own arguments whose values may differ between the session and a later look at the run
+# without changing which tests run: where the run directory, the artifact and the spec file were,
+# the candidate's SSH endpoint, the exception files (the gate judges the waivers itself).
+VARIABLE = ("--expected-tests=", "--junitxml=", "--artifact=", "--spec=", "--hosts=", "--exceptions=")
+
+
+def unrequested_arguments(run, name, command):
+    """(extra, missing): the arguments of a recorded session `command` beyond the driver's own, and
+    those of the driver's own it lacks. Both empty: the session asked pytest for what the driver asks.
+
+    The driver's arguments are fixed but for `golden test -- ARGS`, and the catalogue check covers
+    the CIS controls only: an extra `-k`, `-m`, `--deselect`, `--ignore`, `-p no:...` or path can
+    shrink the acceptance (or hygiene) tests collected and the JUnit together, so the gate cannot
+    tell such a session from a whole one by its cases. It can by its command: rebuilt here from the
+    run (version, attempt, role, level, image) with the functions that built it, the values in
+    VARIABLE and the worker count taken from the command itself (the driver's own come first,
+    extras after them), the interpreter left aside.
+    """
+    command = list(command)
+    meta = run.meta
+    spec = types.SimpleNamespace(role=meta.get("role"), level=meta.get("level"), name=meta.get("image"), path="")
+    if name == "hygiene":
+        args = hygiene_args(run, spec)
+    else:
+        workers = command[command.index("-n") + 1] if "-n" in command[:-1] else ""
+        args = pytest_command(run, "", spec, workers)
+    first = {}
+    for token in reversed(command):
+        prefix = next((p for p in VARIABLE if token.startswith(p)), None)
+        if prefix:
+            first[prefix] = token
+    expected = [first.get(next((p for p in VARIABLE if t.startswith(p)), None), t)
+                for t in driver_command(run, name, args)]
+    have, want = command[1:], expected[1:]
+    if have == want:
+        return [], []
+    extra = list((collections.Counter(have) - collections.Counter(want)).elements())
+    missing = list((collections.Counter(want) - collections.Counter(have)).elements())
+    if not extra and not missing:           # the same arguments in another order
+        extra = [t for t, w in zip(have, want) if t != w]
+    return extra, missing
 
 
 def _meaning(code):

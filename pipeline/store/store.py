@@ -238,7 +238,9 @@ class Store:
         keyid = attest.public_key(pem).keyid
         name = keyid.replace("SHA256:", "").replace("/", "_").replace("+", "-")[:16] + ".pub"
         path = os.path.join(self.root, "keys", name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path))
+            c.undo.append(lambda: _rmdir_if_empty(os.path.dirname(path)))
         if os.path.exists(path):        # left by a change that never committed, or the same key trusted again
             with open(path, "rb") as fh:
                 held = attest.public_key(fh.read(), path).keyid
@@ -265,8 +267,11 @@ class Store:
             store.trust("new.pub", "second signer for the CI runner")
             store.trust("new.pub", "yearly rotation", rotate_from="SHA256:...")
         """
-        with open(public_key, "rb") as fh:
-            pem = fh.read()
+        try:
+            with open(public_key, "rb") as fh:
+                pem = fh.read()
+        except OSError as exc:
+            raise GoldenError(f"cannot read the public key: {exc.strerror}", file=public_key) from None
         keyid = attest.public_key(pem, public_key).keyid
         with self.change("rotate" if rotate_from else "trust", keyid=keyid, reason=reason) as c:
             index, event = c.index, c.event
@@ -296,24 +301,43 @@ class Store:
     def change(self, action, **details):
         """One recorded, atomic change: under the lock the body edits `c.index` and `c.event`; on a normal exit the
         event is appended to events.jsonl and the index committed; on any failure before the commit the `c.undo`
-        callbacks run (newest first) and nothing is committed.
+        callbacks run (newest first), events.jsonl is cut back to what it was, and nothing is committed. A store
+        that cannot be written (a full disk, a read-only filesystem) is a GoldenError naming the file, after the
+        undo, whichever change it was (publish, trust, promote, revoke, gc, lifecycle...).
 
             with store.change("promote", version=v) as c:
                 c.index["channels"]... ; c.event["reason"] = why
         """
-        with self._lock():
-            index = self.index()
-            c = Change(index, {"seq": index["seq"] + 1, "at": timestamp(utc_now()), "by": actor(), "action": action,
-                               **details})
-            try:
-                yield c
-                index["seq"] = c.event["seq"]
-                self._append_event(c.event)
-                write_json_atomic(self.index_path, index)       # the commit point
-            except BaseException:
-                for undo in reversed(c.undo):
-                    undo()
-                raise
+        try:
+            with self._lock():
+                index = self.index()
+                c = Change(index, {"seq": index["seq"] + 1, "at": timestamp(utc_now()), "by": actor(),
+                                   "action": action, **details})
+                events_size = _size(self.events_path)
+                try:
+                    yield c
+                    index["seq"] = c.event["seq"]
+                    self._append_event(c.event)
+                    write_json_atomic(self.index_path, index)       # the commit point
+                except BaseException:
+                    if not self._committed(c.event["seq"]):
+                        for undo in reversed(c.undo):
+                            undo()
+                        _cut_back(self.events_path, events_size)
+                    raise
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            hint = "free space on the store's filesystem and try again; " if exc.errno == errno.ENOSPC else ""
+            raise GoldenError(f"cannot write the store ({action}): {reason}; {hint}the store is as it was",
+                              file=exc.filename or self.root) from None
+
+    def _committed(self, seq):
+        """Whether index.json on disk holds change `seq` (an interrupt can land after the commit point)."""
+        try:
+            with open(self.index_path, encoding="utf-8") as fh:
+                return json.load(fh).get("seq") == seq
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def _append_event(self, event):
         with open(self.events_path, "a+b") as fh:
@@ -333,14 +357,8 @@ class Store:
         record, digest = require_pass(gate_path, run.artifact)
         if record.get("version") != run.version:
             raise GoldenError(f"gate record is for {record.get('version')}, not {run.version}", file=gate_path)
-        try:
-            with self.change("publish", version=run.version, sha256=digest) as c:
-                entry = self._publish(c, run, log, public_key, record, digest)
-        except OSError as exc:
-            # a full disk, a read-only store: the staging copy is gone and the index and keys/ untouched
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            hint = ": free space on the store's filesystem and publish again" if exc.errno == errno.ENOSPC else ""
-            raise GoldenError(f"cannot write the store: {reason}{hint}", file=exc.filename or self.root) from None
+        with self.change("publish", version=run.version, sha256=digest) as c:     # a full disk: GoldenError, undone
+            entry = self._publish(c, run, log, public_key, record, digest)
         log(f"published {run.version} ({digest[:16]}...) in {self.root}")
         return entry
 
@@ -460,6 +478,24 @@ class Change:
         self.index, self.event, self.undo = index, event, []
 
 
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return None
+
+
+def _cut_back(path, size):
+    """A file back to `size` bytes (None: it did not exist), if a change that did not commit grew it."""
+    now = _size(path)
+    if now is None or now == size:
+        return
+    if size is None:
+        os.unlink(path)
+    else:
+        os.truncate(path, size)
+
+
 def _read_optional(path):
     try:
         with open(path, encoding="utf-8") as fh:
@@ -467,6 +503,11 @@ def _read_optional(path):
     except (OSError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _rmdir_if_empty(path):
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _force_rmtree(path):

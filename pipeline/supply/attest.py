@@ -16,8 +16,11 @@ sha256:
 - `provenance.intoto.jsonl`: SLSA provenance v1 (`https://slsa.dev/provenance/v1`). buildType
   BUILD_TYPE is this pipeline (Packer qemu build of an image spec, described here):
   externalParameters spec (path, sha256), template (path, sha256), hardening version, role, level;
-  internalParameters accelerator; resolvedDependencies the git commit, the base image digest, the
-  feeds of the scan (digest, fetch time), Packer's version; byproducts JUnit, gate record, SBOM, scan.
+  internalParameters accelerator and `records`, the digests of the run's own records (run.json,
+  artifact.json: what `golden explain` says the image was built from, the base a revocation follows,
+  the tags a release puts on a target); resolvedDependencies the git commit, the base image digest,
+  the feeds of the scan (digest, fetch time), Packer's version; byproducts JUnit, gate record, SBOM,
+  scan. A provenance signed before records were signed has no `records`: its records are unsigned.
 - `test-result.intoto.jsonl`: in-toto test result v0.1 (`https://in-toto.io/attestation/test-result/v0.1`)
   of the gate: result PASSED, WARNED (passed with waived controls) or FAILED, configuration (baseline,
   test command record), passedTests / warnedTests / failedTests by JUnit name.
@@ -69,6 +72,8 @@ TEST_RESULT_FILE = "test-result.intoto.jsonl"
 # Every signed image carries both envelopes: (file, predicate type).
 ATTESTATIONS = ((PROVENANCE_FILE, SLSA_PROVENANCE_V1), (TEST_RESULT_FILE, TEST_RESULT_V01))
 SCHEME = "ecdsa-sha2-nistp256"
+# The run's records whose digests the provenance signs (internalParameters.records).
+SIGNED_RECORDS = ("run.json", "artifact.json")
 TEMPLATE = os.path.join("packer", "golden.pkr.hcl")
 BASELINE = os.path.join("cis_checks", "baseline.yaml")
 
@@ -268,7 +273,9 @@ def provenance(run, *, builder_id=BUILDER_ID, finished_on=None):
                 "template": _repo_file(TEMPLATE),
                 "hardening": {"version": artifact.get("hardening_version")},
                 "role": meta.get("role"), "level": meta.get("level")},
-            "internalParameters": {"accelerator": artifact.get("accelerator")},
+            "internalParameters": {"accelerator": artifact.get("accelerator"),
+                                   "records": [_file_descriptor(run.path(name), media_type="application/json")
+                                               for name in SIGNED_RECORDS]},
             "resolvedDependencies": deps},
         "runDetails": {
             "builder": {"id": builder_id},
@@ -306,6 +313,9 @@ def test_result(run):
 def attest(run, private_key_path, *, builder_id=BUILDER_ID, now=None):
     """Sign the run's provenance and gate; returns {"provenance": path, "test-result": path}."""
     digest = sha256_file(run.artifact)
+    for name in SIGNED_RECORDS:
+        if not os.path.isfile(run.path(name)):
+            raise GoldenError("the run's record is missing: refusing to sign", file=run.path(name))
     recorded = read_json(run.path("artifact.json"), "artifact record").get("sha256")
     gate = read_json(run.path("gate.json"), "gate record")
     for where, value in ((run.path("artifact.json"), recorded), (run.path("gate.json"), gate["artifact"]["sha256"])):
@@ -338,8 +348,27 @@ def byproducts(stmt):
     return out
 
 
+def records(stmt):
+    """{file name: sha256} of the run records a verified provenance signs (internalParameters.records), or
+    None for a provenance signed before records were."""
+    listed = (((stmt.get("predicate") or {}).get("buildDefinition") or {}).get("internalParameters") or {}).get(
+        "records")
+    if listed is None:
+        return None
+    out = {}
+    for item in listed if isinstance(listed, list) else [listed]:
+        name = item.get("name") if isinstance(item, dict) else None
+        digest = ((item.get("digest") or {}) if isinstance(item, dict) else {}).get("sha256")
+        if not name or not digest or os.path.basename(name) != name:
+            raise GoldenError(f"a record without a plain file name and sha256: {item!r}",
+                              field="predicate.buildDefinition.internalParameters.records")
+        out[name] = digest
+    return out
+
+
 def check_byproducts(stmt, directory, required=("gate.json",)):
-    """The byproducts' names if every file the signed provenance lists is in `directory` with its signed sha256.
+    """The names of the files the signed provenance lists (its byproducts and, when it signs them, the run's
+    records: see check_records), if each is in `directory` with its signed sha256.
 
         check_byproducts(statements[PROVENANCE_FILE], "store/images/<v>")   # GoldenError names the first edited file
     """
@@ -348,12 +377,31 @@ def check_byproducts(stmt, directory, required=("gate.json",)):
         if name not in signed:
             raise GoldenError(f"the signed provenance lists no {name}: it cannot vouch for it",
                               file=os.path.join(directory, PROVENANCE_FILE), field="predicate.runDetails.byproducts")
+    _check_digests(signed, directory, "byproduct")
+    return sorted(set(signed) | set(check_records(stmt, directory) or ()))
+
+
+def check_records(stmt, directory):
+    """The names of the run's records (SIGNED_RECORDS, every one required) if the signed provenance lists
+    them and each is in `directory` with its signed sha256; None for a provenance signed before records were."""
+    signed = records(stmt)
+    if signed is None:
+        return None
+    for name in SIGNED_RECORDS:
+        if name not in signed:
+            raise GoldenError(f"the signed provenance lists no {name} among its records: it cannot vouch for it",
+                              file=os.path.join(directory, PROVENANCE_FILE),
+                              field="predicate.buildDefinition.internalParameters.records")
+    _check_digests(signed, directory, "record")
+    return sorted(signed)
+
+
+def _check_digests(signed, directory, what):
     for name, digest in sorted(signed.items()):
         path = os.path.join(directory, name)
         if not os.path.isfile(path):
-            raise GoldenError("signed byproduct is missing", file=path)
+            raise GoldenError(f"signed {what} is missing", file=path)
         actual = sha256_file(path)
         if actual != digest:
             raise GoldenError(f"sha256 is {actual}, the signed provenance says {digest}: changed after signing",
                               file=path)
-    return sorted(signed)

@@ -7,8 +7,10 @@
 A target is a published version, or an image file, found in the store by its sha256. Verify checks
 the image digest, the signatures (by keys the store trusts), the signer against the one the index
 recorded at publish (or reached from it by a recorded rotation), every byproduct the signed
-provenance lists (gate record, JUnit, SBOM, scan, scan VEX) against the stored file, the gate and
-scan decisions, and that neither the version nor any image it was built on is revoked.
+provenance lists (gate record, JUnit, SBOM, scan, scan VEX) and the run records it signs (run.json,
+artifact.json: what explain says the image was built from) against the stored file, the gate and
+scan decisions, and that neither the version nor any image it was built on is revoked. An image
+signed before the records were signed verifies without them, and verify says so.
 """
 
 import os
@@ -82,8 +84,11 @@ def verify(store, target):
     def byproducts():
         if not statements:
             raise GoldenError("no verified provenance to take the digests from")
-        names = attest.check_byproducts(statements[attest.PROVENANCE_FILE], directory)
-        return f"{len(names)} files as signed: {', '.join(names)}"
+        provenance = statements[attest.PROVENANCE_FILE]
+        names = attest.check_byproducts(provenance, directory)
+        unsigned = "" if attest.records(provenance) is not None else (
+            f"; {', '.join(attest.SIGNED_RECORDS)} not signed (signed before the records were)")
+        return f"{len(names)} files as signed: {', '.join(names)}{unsigned}"
 
     def scanned():
         record = read_json(os.path.join(directory, "scan.json"), "scan record")
@@ -113,13 +118,23 @@ def verify(store, target):
     return version, out
 
 
-def signer_of(store, directory, entry):
-    """The key that verifies the published image's provenance now, or why none does."""
+def _signed(store, directory, entry):
+    """The published image's statements, verified by a key the store trusts now, or why none verifies."""
     try:
-        statements = store.verify_signatures(directory, os.path.basename(entry["file"]), entry["sha256"])
+        return store.verify_signatures(directory, os.path.basename(entry["file"]), entry["sha256"]), None
     except GoldenError as exc:
         return None, str(exc)
-    return statements[attest.PROVENANCE_FILE]["_keyid"], None
+
+
+def _records_error(statements, directory):
+    """Why the stored records explain reads are not the signed ones, or None when they are."""
+    if not statements:
+        return "no verified provenance vouches for them"
+    try:
+        checked = attest.check_records(statements[attest.PROVENANCE_FILE], directory)
+    except GoldenError as exc:
+        return str(exc)
+    return None if checked else f"{', '.join(attest.SIGNED_RECORDS)} were not signed (signed before the records were)"
 
 
 def explain(store, target):
@@ -127,13 +142,15 @@ def explain(store, target):
     rec = lambda name: read_json(os.path.join(directory, name), name) if os.path.exists(  # noqa: E731
         os.path.join(directory, name)) else {}
     run, artifact, gate, scan = rec("run.json"), rec("artifact.json"), rec("gate.json"), rec("scan.json")
-    signed_by, signature_error = signer_of(store, directory, entry)
+    statements, signature_error = _signed(store, directory, entry)
+    signed_by = statements[attest.PROVENANCE_FILE]["_keyid"] if statements else None
     return {
         "image": run.get("image"), "version": version, "sha256": entry["sha256"], "size": entry.get("size"),
         "published_at": entry.get("published_at"), "file": os.path.join(store.root, entry["file"]),
         "built_from": {"commit": run.get("commit"), "spec": run.get("spec"), "role": run.get("role"),
                        "level": run.get("level"), "base": artifact.get("base") or run.get("base"),
-                       "hardening_version": artifact.get("hardening_version"), "packer": artifact.get("packer")},
+                       "hardening_version": artifact.get("hardening_version"), "packer": artifact.get("packer"),
+                       "not_as_signed": _records_error(statements, directory)},
         "tests": {"counts": gate.get("counts"), "junit": gate.get("junit"), "decided_at": gate.get("decided_at"),
                   "waived": [{"cis_id": w["cis_id"], "exception": w["waiver"]["id"], "owner": w["waiver"]["owner"],
                               "expires": w["waiver"]["expires"]} for w in gate.get("waived", [])]},
@@ -155,6 +172,7 @@ def explain_text(story):
         f"  built from commit {b['commit']}, spec {b['spec']}",
         f"             base {((b['base'] or {}).get('sha256') or '?')[:16]}... ({(b['base'] or {}).get('origin')}), "
         f"hardening {b['hardening_version']}, {b['packer']}",
+        *([f"             NOT vouched for by the signature: {b['not_as_signed']}"] if b.get("not_as_signed") else []),
         f"  tests      {counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, {counts.get('waived', 0)} waived, "
         f"{counts.get('skipped', 0)} skipped (gate {t['decided_at']})",
     ]

@@ -260,7 +260,9 @@ class VM:
             return False
 
     def run(self, command, timeout=600, check=True):
-        """Run a command over the established SSH session: (exit status, stdout, stderr)."""
+        """Run a command over the established SSH session: (exit status, stdout, stderr). A session that
+        drops under the command (paramiko then reads an empty output and exit status -1, no exception)
+        is a failure like any SSH error: "QEMU exited ... console tail" if QEMU is gone or going."""
         self.check_alive(f"before {command!r} could run")
         if self._ssh is None:
             raise GoldenError("no SSH session; call wait_ssh() first")
@@ -269,6 +271,9 @@ class VM:
             out = stdout.read().decode("utf-8", "replace")
             err = stderr.read().decode("utf-8", "replace")
             status = stdout.channel.recv_exit_status()
+            transport = self._ssh.get_transport()
+            if status == -1 and (transport is None or not transport.is_active()):
+                raise EOFError("the SSH connection closed before the command's exit status came")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=3)       # a dying QEMU drops the connection a moment before it exits
