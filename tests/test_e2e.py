@@ -78,6 +78,27 @@ def test_the_published_image_verifies_and_explains_itself(published, e2e_dirs):
 LOCK_OUT = "echo 'AllowUsers golden-admin' > /etc/ssh/sshd_config.d/00-golden-lockout.conf"
 
 
+def test_the_web_spec_extends_the_published_default_image_and_serves_its_page(web_published, published, e2e_dirs):
+    """images/golden-web.yaml (`extends:` the default spec, base = its published image on the candidate
+    channel): nginx serving the page that names the image, within the allowlists, a CIS pass as usual."""
+    version, _, sha = web_published
+    run_dir = e2e_dirs["runs"] / version
+    run = json.load(open(run_dir / "run.json"))
+    assert (run["image"], run["role"]) == ("web", "web") and run["base"]["version"] == published[0], run["base"]
+    gate = json.load(open(run_dir / "gate.json"))
+    assert gate["decision"] == "pass" and gate["artifact"]["sha256"] == sha, gate["reasons"]
+    cases = {(c.get("classname"), c.get("name")): c for c in ET.parse(run_dir / "junit.xml").getroot().iter("testcase")}
+    for classname, name in (("acceptance.test_agents", "test_agent_enabled_running_and_answering[nginx-"),
+                            ("acceptance.test_unnecessary", "test_listeners_within_the_allowlist["),
+                            ("acceptance.test_unnecessary", "test_no_enabled_service_outside_the_allowlist["),
+                            ("acceptance.test_stamp", "test_the_stamp_names_this_image[")):
+        (case,) = [c for (k, n), c in cases.items() if k == classname and n.startswith(name)]
+        assert not list(case), (name, [child.tag for child in case])      # no failure, error or skip
+    assert sum(k.startswith("cis_checks.") for k, _ in cases) >= 150
+    stamp = json.load(open(run_dir / "artifact.json"))
+    assert stamp["hardening"] == "applied", stamp
+
+
 def test_a_candidate_that_locks_itself_out_fails_the_reboot_check(published, tmp_path, e2e_dirs):
     """The reboot check on a candidate that answers now but not after a reboot: the JUnit case fails,
     and the console shows the second boot got as far as starting sshd (the lock-out, not a broken

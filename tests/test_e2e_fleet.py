@@ -33,7 +33,14 @@ from pipeline.fleet import local
 
 from .conftest import ROOT, finish_spec, golden, published_entry, start_spec, variant_spec
 
-pytestmark = [pytest.mark.e2e, pytest.mark.vm]
+# Three builds more than the rest of the suite (C and D with A in the session's batch, B after the
+# detection) and about twenty host boots: some 40 minutes here, which the suite's 70 cannot hold next to
+# the rest. The module runs with GOLDEN_E2E_FLEET=1; the README gives its last run's figures.
+FLEET_E2E = os.environ.get("GOLDEN_E2E_FLEET") == "1"
+pytestmark = [pytest.mark.e2e, pytest.mark.vm,
+              pytest.mark.skipif(not FLEET_E2E, reason="the fleet's end-to-end run (4 hosts, 3 more builds, about "
+                                                       "40 min) runs with GOLDEN_E2E_FLEET=1: it does not fit the "
+                                                       "suite's 70 minutes next to the rest")]
 HOSTS = 4
 POLICY = os.path.join(ROOT, "tests", "data", "rollout-e2e.yaml")
 DATA = os.path.join(ROOT, "tests", "data")

@@ -1,7 +1,6 @@
-"""Drift on recorded outputs of a real guest (tests/data/kpi/dpkg-query-*.txt, recorded from a booted
-published image before and after the in-place patch that tests/test_e2e_fleet.py applies live to a
-fleet host): booted, it matches its image's SBOM; patched by hand, every package added, removed or
-changed is named with host and versions; against its peers the patched host stands out."""
+"""Drift on recorded outputs of a real guest (tests/data/kpi/dpkg-query-*.txt, written by
+tests/test_kpi_drift_live.py): booted, it matches its image's SBOM; patched by hand, every package added,
+removed or changed is named with host and versions; against its peers the patched host stands out."""
 
 import json
 import os

@@ -1,5 +1,5 @@
 """`golden kpi` on a recorded store: the fleet and rollout records in the contract's shape (tests/data/kpi/),
-three published versions, and the packages a real guest reported (dpkg-query, recorded).
+three published versions, and the packages a real guest reported (recorded by tests/test_kpi_drift_live.py).
 Also the store the other KPI tests build on, and the command's bad input."""
 
 import datetime as dt
