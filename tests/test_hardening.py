@@ -147,8 +147,9 @@ def release_files(commit):
 def history():
     """{version: the first commit whose hardening-cis.sh states it}, oldest first, from this repository."""
     shallow = subprocess.run(["git", "-C", ROOT, "rev-parse", "--is-shallow-repository"], capture_output=True, text=True)
-    assert shallow.returncode == 0 and shallow.stdout.strip() == "false", \
-        f"{HISTORY_MISSING} ({(shallow.stdout + shallow.stderr).strip()})"
+    assert shallow.returncode == 0, f"{HISTORY_MISSING} ({shallow.stderr.strip()})"
+    if shallow.stdout.strip() == "true":       # the checkout lacks the data, not the code its behaviour
+        pytest.skip(HISTORY_MISSING)
     rel = os.path.relpath(SCRIPT, ROOT)
     first = {}
     for commit in repo_git("log", "--reverse", "--format=%H", "--", rel).decode().split():
