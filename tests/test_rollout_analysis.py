@@ -134,3 +134,15 @@ def test_the_rollout_record_gives_each_measurement_its_worst_host():
     assert _measurement(step("error_rate", {"max": 0.02}))["value"] == 0.6
     assert _measurement(step("memory_available", {"min": 0.1}))["value"] == 0.3
     assert _measurement(step("memory_available", {"relative_min": 0.2}))["value"] == 0.3
+    # the report charts each measurement against its limits: the record keeps them (a live rollout's report
+    # once failed on a record that had lost them)
+    from pipeline.rollout.report import render
+    m = _measurement(step("error_rate", {"max": 0.02}))
+    assert m["thresholds"] == {"max": 0.02} and m["baseline"] is None and m["passed"], m
+    page = render({"id": "r1", "fleet": "web", "kind": "rollout", "to": "v2", "from": ["v1"], "result": "completed",
+                   "started_at": "2026-12-02T03:00:00+00:00", "finished_at": "2026-12-02T03:05:00+00:00",
+                   "reason": None, "failure": None, "emergency": False,
+                   "waves": [{"name": "canary", "result": "passed", "hosts": ["web-1"], "replacements": [],
+                              "started_at": "2026-12-02T03:00:00+00:00", "finished_at": "2026-12-02T03:01:00+00:00",
+                              "bake": 20, "measurements": [m]}]}, "../kpi.html")
+    assert "<svg" in page and "error_rate" in page

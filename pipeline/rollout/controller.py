@@ -343,7 +343,8 @@ def _measurement(step):
     finite = [v for v in d["values"].values() if isinstance(v, (int, float))]
     higher_is_better = any(k in d["thresholds"] for k in ("min", "relative_min"))
     return {"metric": d["metric"], "at": step["at"], "time": d["time"], "values": d["values"],
-            "value": ((min if higher_is_better else max)(finite)) if finite else None,   # the worst host "thresholds": d["thresholds"], "baseline": d["baseline"],
+            "value": ((min if higher_is_better else max)(finite)) if finite else None,   # the worst host
+            "thresholds": d["thresholds"], "baseline": d["baseline"],
             "passed": d["verdict"] != FAILED, "reason": d["reason"]}
 
 
