@@ -27,8 +27,9 @@ def variant_spec(name, source="golden-linux.yaml", **changes):
 
 
 # GOLDEN_E2E_REUSE=DIR: a developer's shortcut, never CI's. The end-to-end tests work in DIR (an e2e root
-# an earlier session left: runs/, store/, fleets/) and take the default and web images from its store
-# (the newest published version of each) instead of building them.
+# an earlier session left: runs/, store/, fleets/) and take from its store, instead of building them, the
+# default and web images (the newest built from images/ itself) and the fleet tests' bad web versions
+# (the newest built from web-limit-req.yaml and web-slow.yaml), where it has them.
 REUSE = os.environ.get("GOLDEN_E2E_REUSE")
 
 
@@ -41,22 +42,24 @@ def e2e_dirs(tmp_path_factory):
     return {"runs": root / "runs", "store": root / "store", "cache": cache, "root": root}
 
 
-def _reused(dirs, image):
+def _reused(dirs, image, spec=None, required=True):
     """(version, path, sha256) of the newest published version of IMAGE in a reused store that was built
-    from the repository's own spec (images/golden-IMAGE.yaml, not a test's variant of it)."""
+    from the spec file named SPEC (default images/golden-IMAGE.yaml itself, not a test's variant of it)."""
     from pipeline.store.version import Version
+    spec = spec or f"golden-{image}.yaml"
 
-    def own_spec(version):
+    def built_from(version):
         try:
             run = json.load(open(dirs["store"] / "images" / version / "run.json"))
         except (OSError, ValueError):
             return False
-        return os.path.basename(run.get("spec_in_repository") or "") == f"golden-{image}.yaml"
+        return os.path.basename(run.get("spec") or "") == spec
     entries = [e for v, e in json.load(open(dirs["store"] / "index.json"))["images"].items()
-               if Version.parse(v).name == image and own_spec(v)]
+               if Version.parse(v).name == image and built_from(v)]
     if not entries:
-        pytest.fail(f"GOLDEN_E2E_REUSE={REUSE}: its store has no published {image} image built from "
-                    f"images/golden-{image}.yaml")
+        if not required:
+            return None
+        pytest.fail(f"GOLDEN_E2E_REUSE={REUSE}: its store has no published {image} image built from {spec}")
     e = max(entries, key=lambda e: Version.sort_key(e["version"]))
     return e["version"], str(dirs["store"] / e["file"]), e["sha256"]
 
@@ -127,11 +130,17 @@ def layered(published, e2e_dirs, request, tmp_path_factory):
     build alone), so three at once took about four fifths of one after another (777 s against 944 s).
     All of them finish before any test goes on: no test shares the cores with a build."""
     wanted = {f for item in request.session.items if not _skipped(item) for f in item.fixturenames}
-    if REUSE:
-        wanted.discard("web_published")        # taken from the reused store
+    reused = {}
+    if REUSE:                                  # taken from the reused store where it has them
+        wanted.discard("web_published")
+        for name, spec in (("web_limit_req", "web-limit-req.yaml"), ("web_slow", "web-slow.yaml")):
+            found = _reused(e2e_dirs, "web", spec, required=False) if name in wanted else None
+            if found:
+                reused[name] = found
+                wanted.discard(name)
     work = tmp_path_factory.mktemp("layered")
     started = {name: recipe(published, e2e_dirs, work) for name, recipe in LAYERED.items() if name in wanted}
-    return {name: finish(finish_spec(run)) for name, (run, finish) in started.items()}
+    return {**reused, **{name: finish(finish_spec(run)) for name, (run, finish) in started.items()}}
 
 
 def _skipped(item):
