@@ -5,8 +5,9 @@
 Boots a fleet of HOSTS local hosts on A, rolls it out to B with the policy's waves and bakes (default
 policies/web.yaml), then back to A as an emergency rollout (every wave baked for the policy's
 `emergency.bake`), and destroys the fleet. For each rollout it reports the wall time, the sum of its
-host replacements (launch to healthy) and of its bakes and analyses, and the controller's overhead:
-wall − replacements − bakes − analyses, as a share of the wall time. The baseline of the ratio is the
+host replacements (launch to healthy), of its waits for Prometheus to answer for the new hosts, of its
+bakes and of its analyses, and the controller's overhead: wall − replacements − waits − bakes − analyses,
+as a share of the wall time. The baseline of the ratio is the
 sum of the replacements measured in the same run (machines differ 2-3x under TCG; compare within a run).
 """
 
@@ -36,10 +37,11 @@ def seconds(a, b):
 def figures(record, wall):
     replacements = sum(r["seconds"] for w in record["waves"] for r in w["replacements"])
     bakes = sum(w["bake"] for w in record["waves"])
+    settles = sum((w.get("settle") or {}).get("seconds", 0) for w in record["waves"])
     analyses = sum(seconds(w["measurements"][0]["at"], w["finished_at"]) for w in record["waves"] if w["measurements"])
-    overhead = wall - replacements - bakes - analyses
+    overhead = wall - replacements - settles - bakes - analyses
     return {"result": record["result"], "waves": len(record["waves"]), "wall_s": round(wall, 1),
-            "replacements_s": round(replacements, 1), "bakes_s": bakes, "analyses_s": round(analyses, 1),
+            "replacements_s": round(replacements, 1), "settles_s": round(settles, 1), "bakes_s": bakes, "analyses_s": round(analyses, 1),
             "overhead_s": round(overhead, 1), "overhead_share": round(overhead / wall, 3),
             "wall_over_replacements": round(wall / replacements, 2) if replacements else None}
 

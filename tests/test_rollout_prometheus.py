@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.errors import GoldenError
 from pipeline.rollout import loadgen
-from pipeline.rollout.analysis import FAILED, PASSED, Hosts, analyse, measure
+from pipeline.rollout.analysis import FAILED, PASSED, Hosts, analyse, measure, settle
 from pipeline.rollout.metrics import CATALOGUE, Metric
 from pipeline.rollout.policy import Gate, Relative
 from pipeline.rollout.prometheus import PromClient, Prometheus, Target, config, free_port
@@ -170,6 +170,38 @@ def test_failure_limit_tolerates_that_many_failures(lab):
     assert not tolerant.passed and tolerant.gates[0].failures == 2  # 2 > 1: still fails, after both
     strict = analyse(lab.client, [gate("error_rate", max=0.05, count=3, failure_limit=0)], on("failing"))
     assert len(strict.gates[0].measurements) == 1  # stops at the first failure
+
+
+def test_settle_waits_for_a_host_that_just_joined_and_decides_nothing(tmp_path):
+    """A host added to the load seconds ago has no rate yet: measured at once it fails on no data (the
+    observer's delay, not the version's fault); `settle` waits until every gate answers for it. A gate
+    that never answers is handed back when the wait is over, and the analysis still fails on it."""
+    healthy = serve(Web)
+    url = f"http://127.0.0.1:{healthy.server_port}/"
+    targets = tmp_path / "targets.json"
+    loadgen.write_targets(targets, [{"host": "old", "url": url, "version": V}])
+    gates = [gate("error_rate", max=0.05), gate("latency_p90", max=0.2)]
+    with loadgen.LoadGenerator(str(targets), rate=20) as lg, Prometheus(tmp_path, scrape_interval="1s") as prom:
+        prom.set_targets([Target("loadgen", f"127.0.0.1:{lg.port}", honor_labels=True)])
+        prom.wait_scraped()
+        time.sleep(3)
+        loadgen.write_targets(targets, [{"host": "old", "url": url, "version": V},
+                                        {"host": "new", "url": url, "version": V}])
+        early = measure(prom.client, gates[0], on("new"))
+        waits = []
+        t0 = time.monotonic()
+        assert settle(prom.client, gates, on("new"), timeout=30, poll=0.5,
+                      on_wait=lambda missing, waited: waits.append(missing)) == {}
+        took = time.monotonic() - t0
+        assert analyse(prom.client, gates, on("new")).passed
+        absent = gate("absent", query='sum by (host) (rate(no_such_metric_total{host=~"{hosts}"}[{window}]))', max=1)
+        t1 = time.monotonic()
+        assert settle(prom.client, gates + [absent], on("new"), timeout=2, poll=0.5) == {"absent": ["new"]}
+        assert 2 <= time.monotonic() - t1 < 10
+        assert not analyse(prom.client, gates + [absent], on("new")).passed
+    healthy.shutdown()
+    assert early.verdict == FAILED and "no data" in early.reason, early
+    assert waits and all("new" in hosts for m in waits for hosts in m.values()) and took >= 0.5, (waits, took)
 
 
 def test_loadgen_follows_replaced_targets(tmp_path):

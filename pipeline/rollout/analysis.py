@@ -171,6 +171,29 @@ def measure(client, gate, new, old=None, at=None):
     return judge(gate, new, result, baseline, old)
 
 
+def settle(client, gates, new, timeout, poll=2.0, on_wait=None):
+    """Wait (at most `timeout` seconds) until every gate's query answers for every new host: a host that
+    joined seconds ago has too few scrapes inside a rate() window to give a value, and measuring it then
+    fails the version for what is only the observer's delay. Waiting decides nothing: the hosts and gates
+    still without an answer are returned, and the analysis that follows fails on them.
+    `on_wait(missing, waited)` is called after each round that left something unanswered."""
+    started = time.monotonic()
+    while True:
+        missing = {}
+        for g in gates:
+            result = client.query(render(g.metric.query, new.names, new.versions, g.window))
+            values = {} if result.error else result.by("host")
+            short = [h for h in new.names if h not in values or not math.isfinite(values[h])]
+            if short:
+                missing[g.metric.name] = short
+        waited = time.monotonic() - started
+        if not missing or waited >= timeout:
+            return missing
+        if on_wait:
+            on_wait(missing, waited)
+        time.sleep(min(poll, max(0.0, timeout - waited)))
+
+
 def analyse(client, gates, new, old=None, on_measurement=None):
     """Run every gate to its decision (first measurements at once, then every gate's interval);
     `on_measurement(gate_result, measurement)` is called after each, e.g. to persist and print."""

@@ -23,7 +23,7 @@ from pipeline.fleet.local import LocalEngine
 from pipeline.fleet.record import now_iso
 from pipeline.fleet.traffic import Observers
 from pipeline.rollout import waves as waves_mod
-from pipeline.rollout.analysis import FAILED, Hosts, analyse
+from pipeline.rollout.analysis import FAILED, Hosts, analyse, settle
 from pipeline.kpi import store_dashboard
 from pipeline.kpi.dashboard import refresh as refresh_dashboard
 from pipeline.rollout.report import write_report
@@ -31,6 +31,9 @@ from pipeline.rollout.state import COMPLETED, DONE, FORWARD, ROLLBACK, ROLLED_BA
 from pipeline.util import write_json_atomic
 
 READY_TIMEOUT = 420
+# How long a wave waits for Prometheus to answer every gate for its new hosts (a few scrapes inside the
+# rate() window) before its bake; what is still unanswered then fails the analysis.
+SETTLE_TIMEOUT = 120
 
 
 class RolledBack(Exception):
@@ -156,11 +159,13 @@ class Controller:
             self.log(f"wave {wave['name']}: replacing {', '.join(wave['hosts'])} with {r['to_version']}")
             for batch in wave["batches"]:
                 self._replace(state, rid, engine, wave["name"], batch, r["to_version"], forward=True)
-            self._bake(wave)
             fleet = self.fleets.load(r["fleet"])
             new = [h["name"] for h in fleet.hosts if h["version"] == r["to_version"]]
             old = [h for h in fleet.hosts if h["version"] != r["to_version"]]
-            result = analyse(self._prometheus(fleet).client, policy.gates, Hosts(new, [r["to_version"]]),
+            client = self._prometheus(fleet).client
+            self._settle(state, rid, client, policy, wave["name"], Hosts(new, [r["to_version"]]))
+            self._bake(wave)
+            result = analyse(client, policy.gates, Hosts(new, [r["to_version"]]),
                              Hosts([h["name"] for h in old], sorted({h["version"] for h in old})),
                              on_measurement=lambda g, m, w=wave["name"]: self._measured(state, rid, w, g, m))
             state.record(rid, "wave_analysed", wave=wave["name"], detail=result.to_dict())
@@ -258,6 +263,24 @@ class Controller:
             observers.follow(fleet)
         engine.destroy(old)
 
+    def _settle(self, state, rid, client, policy, wave, new):
+        said = {}
+
+        def waiting(missing, waited):
+            text = "; ".join(f"{g} for {', '.join(h)}" for g, h in missing.items())
+            if said.get("text") != text or waited - said.get("at", 0) >= 20:
+                self.log(f"wave {wave}: waiting for Prometheus to answer {text} ({waited:.0f}s)")
+                said.update(text=text, at=waited)
+        t0 = time.monotonic()
+        missing = settle(client, policy.gates, new, SETTLE_TIMEOUT, on_wait=waiting)
+        state.record(rid, "settled", wave=wave, detail={"seconds": round(time.monotonic() - t0, 1), "missing": missing})
+        if missing:
+            self.log(f"wave {wave}: after {SETTLE_TIMEOUT}s Prometheus still has no answer for "
+                     + "; ".join(f"{g} ({', '.join(h)})" for g, h in missing.items()) + "; the analysis judges it")
+        elif said:
+            self.log(f"wave {wave}: Prometheus answers every gate for {', '.join(new.names)} "
+                     f"after {time.monotonic() - t0:.0f}s")
+
     def _bake(self, wave):
         remaining = wave["bake"]
         while remaining > 0:
@@ -297,6 +320,7 @@ class Controller:
                 "result": ("passed" if analysed[-1]["detail"]["passed"] else "failed") if analysed else
                           ("failed" if r["failure"] and r["failure"]["wave"] == w["name"] else "interrupted"),
                 "replacements": [{"host": s["host"], **s["detail"]} for s in mine if s["kind"] == "replaced"],
+                "settle": next((s["detail"] for s in mine if s["kind"] == "settled"), None),
                 "measurements": [_measurement(s) for s in mine if s["kind"] == "measurement"]})
         back = [s for s in steps if s["wave"] == "rollback"]
         record = {"id": rid, "fleet": r["fleet"], "kind": r["kind"],
