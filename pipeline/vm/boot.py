@@ -63,8 +63,17 @@ def write_ssh_config(path, port, user, key_path):
     return path
 
 
+def reboot_timeout(first_boot_seconds, floor=300, cap=900):
+    """How long a reboot may take: twice the first boot's time to ready (a guest that booted slowly, on a
+    slow or busy machine, reboots slowly too: under TCG with three guests on two cores a first boot took
+    274 s to SSH and its reboot more than the 300 s it was given), at least FLOOR, at most CAP seconds."""
+    if not first_boot_seconds or first_boot_seconds <= 0:
+        return floor
+    return int(max(floor, min(cap, 2 * first_boot_seconds)))
+
+
 @contextlib.contextmanager
-def booted(image, workdir, *, cache_dir, log=print, groups=None, timeout=420, memory=1024, cpus=2,
+def booted(image, workdir, *, cache_dir, log=print, groups=None, timeout=600, memory=1024, cpus=2,
            extra_args=(), attempt=None):
     """The candidate booted for the block; boot.json (with `attempt`, the run attempt's id) in workdir.
     The per-boot private key is deleted when the block ends, however it ends."""
