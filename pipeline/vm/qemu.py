@@ -271,8 +271,7 @@ class VM:
             out = stdout.read().decode("utf-8", "replace")
             err = stderr.read().decode("utf-8", "replace")
             status = stdout.channel.recv_exit_status()
-            transport = self._ssh.get_transport()
-            if status == -1 and (transport is None or not transport.is_active()):
+            if status == -1 and _connection_closing(self._ssh.get_transport()):
                 raise EOFError("the SSH connection closed before the command's exit status came")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -299,3 +298,15 @@ class VM:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def _connection_closing(transport, grace=3.0):
+    """No exit status came (-1): a command killed by a signal on a live connection, or a connection that
+    went down under it. Paramiko's reader may notice the closed socket a moment after the channel ends
+    (seen under load): wait up to GRACE seconds for the transport to go before calling it alive."""
+    deadline = time.monotonic() + grace
+    while transport is not None and transport.is_active():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
