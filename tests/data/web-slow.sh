@@ -2,7 +2,7 @@
 # web-slow.sh: a bad web variant for the rollout tests (customize+, after images/web/nginx.sh).
 # The page grows by 48 KB and is sent at 40 KB/s: every request takes a little over a second. That is
 # above the rollout policy's latency bound (0.5 s) and under the load generator's 2 s timeout (so the
-# requests are slow, not errors); a single probe still answers well within the acceptance probe's 10 s.
+# requests are slow, not errors); a single probe still answers well within the acceptance probe's 60 s.
 set -eu
 umask 022
 page=/var/www/golden/index.html
