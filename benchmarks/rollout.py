@@ -36,6 +36,8 @@ def seconds(a, b):
 
 def figures(record, wall):
     replacements = sum(r["seconds"] for w in record["waves"] for r in w["replacements"])
+    # A rolled-back rollout also replaced its new hosts by old ones: that is host time, not the controller's.
+    replacements += sum(r["seconds"] for r in (record.get("rollback") or {}).get("replacements", []))
     bakes = sum(w["bake"] for w in record["waves"])
     settles = sum((w.get("settle") or {}).get("seconds", 0) for w in record["waves"])
     analyses = sum(seconds(w["measurements"][0]["at"], w["finished_at"]) for w in record["waves"] if w["measurements"])
