@@ -43,7 +43,7 @@ from pipeline.supply.feeds import load_feeds
 from pipeline.supply.sbom import SBOM_FILE, write_sbom
 from pipeline.supply.scan import load_policy, scan, write_scan
 from pipeline.util import read_json, write_json_atomic
-from pipeline.vm.boot import booted, reboot_timeout
+from pipeline.vm.boot import booted
 
 
 @dataclass
@@ -103,8 +103,7 @@ def _test(ctx):
 
 def _reboot(ctx):
     ctx.cand.vm.check_alive("before the reboot")
-    return reboot_check(ctx.run, ctx.cand, ctx.log,
-                        timeout=reboot_timeout(ctx.cand.timings.get("seconds_to_ready")))
+    return reboot_check(ctx.run, ctx.cand, ctx.log)
 
 
 def _sbom(ctx):

@@ -85,7 +85,7 @@ def run_suite(run, hostspec, spec, log, workers=2, extra_args=(), exception_path
     return run_pytest(run, args, "test", log, alive=alive)
 
 
-def reboot_check(run, cand, log, timeout=300):
+def reboot_check(run, cand, log, timeout=None):
     """Reboot the candidate; a JUnit case says whether it came back reachable and fully up."""
     classname, name = REBOOT_CASE
     case = TestCase(name, classname=classname)

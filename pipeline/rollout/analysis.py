@@ -162,12 +162,17 @@ def judge(gate, new, result, baseline_result=None, old=None):
                        f"{len(new.names)} host(s) within thresholds{note}", result.query)
 
 
+def query(client, gate, hosts, at=None):
+    """Prometheus's answer to `gate`'s query for these hosts."""
+    return client.query(render(gate.metric.query, hosts.names, hosts.versions, gate.window), at)
+
+
 def measure(client, gate, new, old=None, at=None):
     """Query Prometheus once for `gate` and judge the answer."""
-    result = client.query(render(gate.metric.query, new.names, new.versions, gate.window), at)
+    result = query(client, gate, new, at)
     baseline = None
     if gate.relative is not None and old is not None and old.names:
-        baseline = client.query(render(gate.metric.query, old.names, old.versions, gate.window), result.time)
+        baseline = query(client, gate, old, result.time)
     return judge(gate, new, result, baseline, old)
 
 
@@ -181,7 +186,7 @@ def settle(client, gates, new, timeout, poll=2.0, on_wait=None):
     while True:
         missing = {}
         for g in gates:
-            result = client.query(render(g.metric.query, new.names, new.versions, g.window))
+            result = query(client, g, new)
             values = {} if result.error else result.by("host")
             short = [h for h in new.names if h not in values or not math.isfinite(values[h])]
             if short:

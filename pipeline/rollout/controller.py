@@ -160,12 +160,12 @@ class Controller:
             for batch in wave["batches"]:
                 self._replace(state, rid, engine, wave["name"], batch, r["to_version"], forward=True)
             fleet = self.fleets.load(r["fleet"])
-            new = [h["name"] for h in fleet.hosts if h["version"] == r["to_version"]]
+            new = Hosts([h["name"] for h in fleet.hosts if h["version"] == r["to_version"]], [r["to_version"]])
             old = [h for h in fleet.hosts if h["version"] != r["to_version"]]
             client = self._prometheus(fleet).client
-            self._settle(state, rid, client, policy, wave["name"], Hosts(new, [r["to_version"]]))
+            self._settle(state, rid, client, policy, wave["name"], new)
             self._bake(wave)
-            result = analyse(client, policy.gates, Hosts(new, [r["to_version"]]),
+            result = analyse(client, policy.gates, new,
                              Hosts([h["name"] for h in old], sorted({h["version"] for h in old})),
                              on_measurement=lambda g, m, w=wave["name"]: self._measured(state, rid, w, g, m))
             state.record(rid, "wave_analysed", wave=wave["name"], detail=result.to_dict())
@@ -273,13 +273,14 @@ class Controller:
                 said.update(text=text, at=waited)
         t0 = time.monotonic()
         missing = settle(client, policy.gates, new, SETTLE_TIMEOUT, on_wait=waiting)
-        state.record(rid, "settled", wave=wave, detail={"seconds": round(time.monotonic() - t0, 1), "missing": missing})
+        seconds = round(time.monotonic() - t0, 1)
+        state.record(rid, "settled", wave=wave, detail={"seconds": seconds, "missing": missing})
         if missing:
             self.log(f"wave {wave}: after {SETTLE_TIMEOUT}s Prometheus still has no answer for "
                      + "; ".join(f"{g} ({', '.join(h)})" for g, h in missing.items()) + "; the analysis judges it")
         elif said:
             self.log(f"wave {wave}: Prometheus answers every gate for {', '.join(new.names)} "
-                     f"after {time.monotonic() - t0:.0f}s")
+                     f"after {seconds:.0f}s")
 
     def _bake(self, wave):
         remaining = wave["bake"]

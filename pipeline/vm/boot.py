@@ -32,11 +32,13 @@ class Candidate:
         self.hostspec = f"paramiko://{HOST_ALIAS}?ssh_config={urllib.parse.quote(ssh_config)}"
         self.timings = {}
 
-    def reboot(self, log=print, timeout=300):
+    def reboot(self, log=print, timeout=None):
         """Reboot the guest and wait until it answers SSH and finishes booting again (the overlay
         keeps its state). The guest shuts down by itself (`systemctl reboot`); QEMU, started with
         -no-reboot, exits at the reset, and a new QEMU process boots the same overlay (see
-        qemu.VM.power_cycle). Returns {"seconds_to_ssh", "seconds_to_ready", "system_state"}."""
+        qemu.VM.power_cycle). TIMEOUT defaults to reboot_timeout() of this candidate's first boot.
+        Returns {"seconds_to_ssh", "seconds_to_ready", "system_state"}."""
+        timeout = timeout or reboot_timeout(self.timings.get("seconds_to_ready"))
         boot_id = self.vm.run("cat /proc/sys/kernel/random/boot_id")[1].strip()
         with contextlib.suppress(GoldenError):    # the session may drop, or QEMU exit at the reset, before it returns
             self.vm.run("sudo systemctl reboot", check=False, timeout=30)
