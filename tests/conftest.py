@@ -13,6 +13,42 @@ import yaml
 from pipeline.paths import ROOT
 
 
+# The README's command runs two workers (`-n 2 --dist loadgroup`). The tests that boot nothing run first, on
+# both workers; then every test that builds or boots a guest (all of them in GUEST_MODULES) runs on one
+# worker, in order, alone on the machine: the session's builds are made once, and no test shares the
+# cores with a build. (xdist's own `xdist_group` mark does nothing under pytest 9: it rewrites an
+# attribute pytest no longer reads, hence a scheduler of the project's own.)
+GUEST_MODULES = ("tests/test_e2e.py", "tests/test_e2e_fleet.py", "tests/test_kpi_drift_live.py")
+
+
+def _module(nodeid):
+    return nodeid.split("::")[0]
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+    config.option.loadscopereorder = False         # collection order: the guests' tests last
+
+    class GuestsLastOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return "guests" if _module(nodeid) in GUEST_MODULES else nodeid
+    return GuestsLastOnOneWorker(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    """The guests' tests go last. A test that builds or boots a guest outside GUEST_MODULES would, under two
+    workers, build the session's images twice and boot guests on both: refused."""
+    stray = sorted({_module(item.nodeid) for item in items
+                    if (item.get_closest_marker("e2e") or item.get_closest_marker("vm"))
+                    and _module(item.nodeid) not in GUEST_MODULES})
+    if stray:
+        raise pytest.UsageError(f"tests/conftest.py: {', '.join(stray)} boot guests (marked e2e or vm) but are "
+                                "not in GUEST_MODULES, which keeps every such test on one worker: add them there")
+    items.sort(key=lambda item: _module(item.nodeid) in GUEST_MODULES)
+
+
 def golden(*args, dirs, timeout=3600):
     """Run the real `golden` command; returns the CompletedProcess (stdout: JSON summary)."""
     cmd = [sys.executable, "-m", "pipeline.cli", *args, "--runs-dir", str(dirs["runs"]), "--store",
