@@ -13,28 +13,47 @@ import yaml
 from pipeline.paths import ROOT
 
 
-# The README's command runs two workers (`-n 2 --dist loadgroup`). The tests that boot nothing run first, on
-# both workers; then every test that builds or boots a guest (all of them in GUEST_MODULES) runs on one
-# worker, in order, alone on the machine: the session's builds are made once, and no test shares the
-# cores with a build. (xdist's own `xdist_group` mark does nothing under pytest 9: it rewrites an
-# attribute pytest no longer reads, hence a scheduler of the project's own.)
+# The README's command runs two workers (`-n 2 --dist loadgroup`). Every test that builds or boots a guest (all
+# of them in GUEST_MODULES) is one unit of work, handed out first, to one worker, which runs it in order: the
+# session's builds are made once, and guests boot one after another. The other worker meanwhile runs the
+# tests that boot nothing, next to the default build (a build's guest leaves about a core idle); they were
+# about 725 s of one core. (xdist's own `xdist_group` mark does nothing under pytest 9: it rewrites an
+# attribute pytest no longer reads, hence a scheduler of the project's own.) Alone, without workers, the
+# guests' tests go last.
 GUEST_MODULES = ("tests/test_e2e.py", "tests/test_e2e_fleet.py", "tests/test_kpi_drift_live.py")
+GUESTS = "guests"
 
 
 def _module(nodeid):
     return nodeid.split("::")[0]
 
 
+def scope_of(nodeid):
+    """The unit of work a test belongs to: GUESTS for the guests' tests, else the test alone."""
+    return GUESTS if _module(nodeid) in GUEST_MODULES else nodeid
+
+
+def guests_first(workqueue):
+    """Move the guests' unit to the front of an xdist work queue (an OrderedDict of scope -> tests)."""
+    if GUESTS in workqueue:
+        workqueue.move_to_end(GUESTS, last=False)
+    return workqueue
+
+
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
-    config.option.loadscopereorder = False         # collection order: the guests' tests last
+    config.option.loadscopereorder = False         # keep the collection's order but for the guests' unit
 
-    class GuestsLastOnOneWorker(LoadScopeScheduling):
+    class GuestsFirstOnOneWorker(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return "guests" if _module(nodeid) in GUEST_MODULES else nodeid
-    return GuestsLastOnOneWorker(config, log)
+            return scope_of(nodeid)
+
+        def _assign_work_unit(self, node):        # the first unit handed out is the guests'
+            guests_first(self.workqueue)
+            super()._assign_work_unit(node)
+    return GuestsFirstOnOneWorker(config, log)
 
 
 def pytest_collection_modifyitems(items):

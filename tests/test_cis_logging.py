@@ -55,16 +55,101 @@ LOGS_OK = """/var/log/README|644|root|root
 /var/log/apt/term.log|640|root|adm"""
 
 
+# Debian 12's stanzas as the hardened image has them (dpkg's `create 644` made 0640), and the web image's nginx.
+LOGROTATE_OK = """### /etc/logrotate.conf
+weekly
+rotate 4
+create
+include /etc/logrotate.d
+### /etc/logrotate.d/btmp
+/var/log/btmp {
+    missingok
+    monthly
+    create 0660 root utmp
+    rotate 1
+}
+### /etc/logrotate.d/dpkg
+/var/log/dpkg.log {
+	monthly
+	create 0640 root root
+}
+### /etc/logrotate.d/unattended-upgrades
+/var/log/unattended-upgrades/unattended-upgrades.log
+/var/log/unattended-upgrades/unattended-upgrades-dpkg.log
+{
+  rotate 6
+  monthly
+}
+### /etc/logrotate.d/rsyslog
+/var/log/syslog
+/var/log/auth.log
+{
+	rotate 4
+	sharedscripts
+	postrotate
+		/usr/lib/rsyslog/rsyslog-rotate { create 0666 nobody nogroup }
+	endscript
+}
+### /etc/logrotate.d/nginx
+/var/log/nginx/*.log {
+	daily
+	create 0640 www-data adm
+	copytruncate
+}
+### /etc/logrotate.d/chrony
+/var/log/chrony/*.log {
+    nocreate
+}"""
+
+# Debian's own nginx stanza: nginx reopens its logs at postrotate and hands them to its worker user.
+NGINX_STOCK = """
+### /etc/logrotate.d/nginx-stock
+/var/log/nginx/*.log {
+	daily
+	create 0640 www-data adm
+	sharedscripts
+	postrotate
+		invoke-rc.d nginx rotate >/dev/null 2>&1
+	endscript
+}
+### /etc/logrotate.d/app
+"/var/log/app.log" /var/log/other.log {
+    create 0644 root adm
+}"""
+
+
 def test_log_files_within_their_class_pass():
     values = baseline_values()["6.1.4.1"]
-    assert findings(logging_controls.test_log_files_access, facts(var_log_files=LOGS_OK), values) == []
+    f = facts(var_log_files=LOGS_OK, logrotate_conf=LOGROTATE_OK)
+    assert findings(logging_controls.test_log_files_access, f, values) == []
+
+
+def test_files_logrotate_will_create_beyond_their_class_fail():
+    values = baseline_values()["6.1.4.1"]
+    f = facts(var_log_files=LOGS_OK, logrotate_conf=LOGROTATE_OK + NGINX_STOCK)
+    assert findings(logging_controls.test_log_files_access, f, values) == [
+        "/var/log/nginx/*.log as logrotate creates it (/etc/logrotate.d/nginx-stock) is owned by www-data, "
+        "expected root or syslog",
+        "/var/log/app.log as logrotate creates it (/etc/logrotate.d/app) has mode 0644, more permissive than 0640",
+        "/var/log/other.log as logrotate creates it (/etc/logrotate.d/app) has mode 0644, more permissive than 0640"]
+
+
+def test_a_default_create_in_logrotate_conf_reaches_every_stanza():
+    values = baseline_values()["6.1.4.1"]
+    conf = "### /etc/logrotate.conf\ncreate 0644 root root\ninclude /etc/logrotate.d\n" \
+           "### /etc/logrotate.d/apt\n/var/log/apt/term.log {\n  rotate 12\n}\n" \
+           "### /etc/logrotate.d/quiet\n/var/log/quiet.log {\n  copytruncate\n}"
+    assert findings(logging_controls.test_log_files_access, facts(var_log_files=LOGS_OK, logrotate_conf=conf),
+                    values) == ["/var/log/apt/term.log as logrotate creates it (/etc/logrotate.d/apt) has mode 0644, "
+                                "more permissive than 0640"]
 
 
 def test_log_files_beyond_their_class_fail():
     values = baseline_values()["6.1.4.1"]
     bad = LOGS_OK + "\n/var/log/dpkg.log|644|root|root\n/var/log/wtmp.1|666|root|utmp\n" \
                     "/var/log/journal/abc/user-1000.journal|640|root|users\n/var/log/app.log|600|nobody|root"
-    assert findings(logging_controls.test_log_files_access, facts(var_log_files=bad), values) == [
+    assert findings(logging_controls.test_log_files_access, facts(var_log_files=bad, logrotate_conf=LOGROTATE_OK),
+                    values) == [
         "/var/log/dpkg.log has mode 0644, more permissive than 0640",
         "/var/log/wtmp.1 has mode 0666, more permissive than 0664",
         "/var/log/journal/abc/user-1000.journal has group users, expected root or systemd-journal",

@@ -166,16 +166,34 @@ CONNECTION_FAILURE = ("paramiko.", "EOFError", "SSHException", "fact collection 
 
 
 def _violated_session(image, spec, violate, paths, workdir, e2e_dirs):
-    """One boot of IMAGE with the VIOLATE scenarios applied, running the tests under PATHS; returns
-    the scenarios applied and the checks that ran and found their violation."""
+    """One boot of IMAGE with the VIOLATE scenarios applied, running the tests under PATHS, started in
+    the background; _violations_found reads what it found."""
     junit, boot_dir = workdir / "violated.xml", workdir / "boot"
-    proc = subprocess.run(
+    out = open(workdir / "pytest.out", "w+")
+    proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", *paths, "-m", "not hygiene", f"--image={image}",
          f"--spec={spec}", "--role=bastion", "--image-name=bastion", f"--violate={violate}",
          f"--boot-dir={boot_dir}", f"--junitxml={junit}", "-o", "junit_family=xunit1",
          "-p", "no:cacheprovider", "-q", "-n", "2"],
-        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, GOLDEN_CACHE=str(e2e_dirs["cache"])))
-    assert junit.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+        cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, GOLDEN_CACHE=str(e2e_dirs["cache"])))
+    return proc, out, junit, boot_dir
+
+
+def _violations_found(session, timeout=2400):
+    """The scenarios a _violated_session applied, the checks that ran and found their violation, the tests
+    that could not reach the candidate, and the scenarios that failed to apply."""
+    proc, out, junit, boot_dir = session
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        out.seek(0)
+        printed = out.read()
+        out.close()
+    assert junit.exists(), printed[-6000:]
     record = json.load(open(boot_dir / "violations.json"))
     applied = record["applied"]
     caught, unreachable = set(), []
@@ -200,9 +218,9 @@ def test_every_violation_scenario_makes_its_check_fail(emergency, tmp_path, e2e_
     """Every scenario (Level 1 and Level 2, and the acceptance tests') applied to the published bastion
     image: each check it targets runs and fails, or is reported waived where an exception covers it.
 
-    Two boots. The live SSH scenarios restart sshd, which would then also load the other scenarios'
-    sshd settings (5.1.22's UsePAM no locks the suite's own account out), so they get a boot of
-    their own. Everything else shares one boot: sshd is not restarted there, and the CIS checks read
+    Two boots, at once (two guests on two cores). The live SSH scenarios restart sshd, which would
+    then also load the other scenarios' sshd settings (5.1.22's UsePAM no locks the suite's own
+    account out), so they get a boot of their own. Everything else shares one boot: sshd is not restarted there, and the CIS checks read
     sshd's effective configuration with `sshd -T`, which reads the files as they now are."""
     summary = emergency["summary"]
     assert emergency["exit"] == 0 and summary["published"], emergency["stderr"][-3000:]
@@ -214,10 +232,19 @@ def test_every_violation_scenario_makes_its_check_fail(emergency, tmp_path, e2e_
     sessions = [("*," + ",".join("!" + k for k in live_ssh), ["cis_checks", "acceptance"]),
                 (",".join(live_ssh), ["acceptance/test_ssh_live.py"])]
     applied, caught, unreachable, failed = set(), set(), [], {}
+    started = []
     for i, (violate, paths) in enumerate(sessions):
         workdir = tmp_path / f"boot{i}"
         workdir.mkdir()
-        a, c, u, f = _violated_session(image, emergency["spec"], violate, paths, workdir, e2e_dirs)
+        started.append(_violated_session(image, emergency["spec"], violate, paths, workdir, e2e_dirs))
+    try:
+        found = [_violations_found(session) for session in started]
+    finally:                                   # a failed wait leaves no session behind (QEMU dies with it)
+        for proc, *_ in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for a, c, u, f in found:
         applied |= a
         caught |= c
         unreachable += u

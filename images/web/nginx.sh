@@ -37,5 +37,19 @@ ln -sf ../sites-available/golden /etc/nginx/sites-enabled/golden
 cat > /etc/nginx/conf.d/golden-hardening.conf <<'CONF'
 server_tokens off;
 CONF
+# Rotation keeps the logs root's (CIS 6.1.4.1): Debian's stanza creates them for www-data, and nginx,
+# reopening its logs at postrotate, hands them to its worker user. A copy and truncate creates nothing.
+cat > /etc/logrotate.d/nginx <<'CONF'
+/var/log/nginx/*.log {
+	daily
+	missingok
+	rotate 14
+	compress
+	delaycompress
+	notifempty
+	copytruncate
+}
+CONF
+chmod 0644 /etc/logrotate.d/nginx
 nginx -t 2>&1
 echo "nginx.sh: serving 'golden $image $version' on port 80"
