@@ -71,7 +71,7 @@ def rotation_creates(files):
                     if negation in stanza:
                         settings.pop(cancelled, None)
                 create = settings.get("create")
-                if create is not None and not {"copytruncate", "nocreate"} & settings.keys() and create[:3]:
+                if create and not {"copytruncate", "nocreate"} & settings.keys():   # bare `create`: as the old file
                     mode, owner, group = (create + [None, None, None])[:3]
                     out += [(name, path, mode, owner, group) for path in paths]
                 paths, stanza = [], None

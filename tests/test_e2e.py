@@ -185,11 +185,8 @@ def _violations_found(session, timeout=2400):
     that could not reach the candidate, and the scenarios that failed to apply."""
     proc, out, junit, boot_dir = session
     try:
-        proc.wait(timeout=timeout)
+        proc.wait(timeout=timeout)          # on a timeout the caller kills every session
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         out.seek(0)
         printed = out.read()
         out.close()
@@ -220,8 +217,9 @@ def test_every_violation_scenario_makes_its_check_fail(emergency, tmp_path, e2e_
 
     Two boots, at once (two guests on two cores). The live SSH scenarios restart sshd, which would
     then also load the other scenarios' sshd settings (5.1.22's UsePAM no locks the suite's own
-    account out), so they get a boot of their own. Everything else shares one boot: sshd is not restarted there, and the CIS checks read
-    sshd's effective configuration with `sshd -T`, which reads the files as they now are."""
+    account out), so they get a boot of their own. Everything else shares one boot: sshd is not
+    restarted there, and the CIS checks read sshd's effective configuration with `sshd -T`, which
+    reads the files as they now are."""
     summary = emergency["summary"]
     assert emergency["exit"] == 0 and summary["published"], emergency["stderr"][-3000:]
     index = json.load(open(e2e_dirs["store"] / "index.json"))
@@ -239,7 +237,7 @@ def test_every_violation_scenario_makes_its_check_fail(emergency, tmp_path, e2e_
         started.append(_violated_session(image, emergency["spec"], violate, paths, workdir, e2e_dirs))
     try:
         found = [_violations_found(session) for session in started]
-    finally:                                   # a failed wait leaves no session behind (QEMU dies with it)
+    finally:                                   # a failed or timed-out wait leaves no session behind (QEMU dies with it)
         for proc, *_ in started:
             if proc.poll() is None:
                 proc.kill()
