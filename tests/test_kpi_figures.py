@@ -121,3 +121,21 @@ def test_a_malformed_rollout_record_names_its_file(store, capsys):
     assert main(["kpi", "--store", store.root, *AS_OF]) == 2
     err = capsys.readouterr().err
     assert "rollouts/web/x/rollout.json: result: result must be one of completed" in err
+
+
+def test_an_emergency_outlives_its_fleet_and_is_left_out_only_for_another_fleet(store, capsys):
+    """The MTTR of an emergency whose fleet was destroyed since (the fleet end-to-end test destroys its own)
+    is still reported; `--fleet web` leaves out an emergency that only affected `db`."""
+    from pipeline.kpi import emergencies
+    emergencies.note_detected(store, "CVE-2099-0007", version=V1, fleets=["db"], at="2026-12-01T08:00:00+00:00",
+                              package="netbase", fixed_version="6.4+golden1", urgency="high")
+    emergencies.note_rebuilt(store, "CVE-2099-0007", V3, started_at="2026-12-01T08:01:00+00:00",
+                             at="2026-12-01T08:15:00+00:00")
+    emergencies.note_published(store, "CVE-2099-0007", V3, at="2026-12-01T08:15:10+00:00")
+    emergencies.note_rolled_out(store, "CVE-2099-0007", "db", V3, at="2026-12-01T08:40:10+00:00")
+    assert main(["kpi", "--store", store.root, *AS_OF, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["mttr"]["emergencies"]
+    assert row["cve"] == "CVE-2099-0007" and row["state"] == "closed" and row["seconds"] == 2410.0
+    assert row["phases"] == {"rebuilt": 900.0, "published": 10.0, "rolled_out": 1500.0}
+    assert main(["kpi", "--store", store.root, *AS_OF, "--fleet", "web", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mttr"]["emergencies"] == []

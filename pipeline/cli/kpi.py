@@ -83,7 +83,7 @@ def cmd_kpi(args):
     if since and since > now:
         raise GoldenError(f"{args.since} is after the day judged ({now.date()})", field="--since")
     fleets = figures.select_fleets(store, args.fleet)
-    report = figures.figures(store, fleets, figures.observe(fleets), now, since)
+    report = figures.figures(store, fleets, figures.observe(fleets), now, since, only=args.fleet)
     if args.html:
         dashboard.write(report, args.html)
     if args.json:

@@ -45,8 +45,10 @@ def sbom_packages(store, versions):
     return out
 
 
-def figures(store, fleets, observed, now, since=None):
-    """Every KPI for `fleets` at `now` (events before `since` left out), as one JSON-ready dict."""
+def figures(store, fleets, observed, now, since=None, only=None):
+    """Every KPI for `fleets` at `now` (events before `since` left out), as one JSON-ready dict. MTTR counts
+    every emergency in the store, those of fleets destroyed since included (the ledger is history, not state),
+    unless `only` names the one fleet asked about."""
     images = sbom_packages(store, sorted({h["version"] for f in fleets for h in f["hosts"] if h.get("version")}))
     ages = age.image_age(store, fleets, now)
     budgets, histories = [], []
@@ -61,7 +63,7 @@ def figures(store, fleets, observed, now, since=None):
             row.update(budget.failure_budget(rollouts, policy.rollback_budget, now, since))
         budgets.append(row)
     names = {f["fleet"] for f in fleets}
-    mttr = emergencies.summary(emergencies.load_all(store), now, since, fleets=names)
+    mttr = emergencies.summary(emergencies.load_all(store), now, since, fleets=only and {only})
     return {"as_of": now.isoformat(timespec="seconds"), "since": since and since.isoformat(timespec="seconds"),
             "fleets": sorted(names), "mttr": mttr, "drift": drift.drift(fleets, observed, images),
             "image_age": ages, "age_history": histories, "failure_budget": budgets,
